@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Scope(models.TextChoices):
+    ADMIN = "admin", "admin"
+    USER = "user", "user"
+    NODE = "node", "node"
+
+
+class ApiKey(models.Model):
+    """An API key. Only a SHA-256 hash of the secret is stored; `lookup` is the non-secret
+    leading part of the key used to find the row before the constant-time hash compare."""
+
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.USER)
+    lookup = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    daily_token_quota = models.PositiveBigIntegerField(default=0, help_text="0 means unlimited")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "ok"
+    ERROR = "error", "error"
+    ABORTED = "aborted", "aborted"
+
+
+class UsageRecord(models.Model):
+    """One inference request. Keeps ids and name snapshots instead of foreign keys so records
+    survive deleted keys and nodes."""
+
+    created_at = models.DateTimeField(db_index=True)
+    request_id = models.CharField(max_length=40, unique=True)
+    key_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    key_name = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200, db_index=True)
+    protocol = models.CharField(max_length=20)
+    endpoint = models.CharField(max_length=40)
+    node = models.CharField(max_length=100, blank=True)
+    engine = models.CharField(max_length=20, blank=True)
+    stream = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    error_type = models.CharField(max_length=60, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model} {self.outcome}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -1,0 +1,167 @@
+"""The OpenAI-compatible surface under /v1 (async django-ninja views)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError
+from ninja.errors import HttpError as NinjaHttpError
+
+from gateway.auth import InferenceKey
+from gateway.canonical import Event, Finish, TextDelta, Usage
+from gateway.dialects import anthropic_render, openai_errors, openai_parse, openai_render
+from gateway.errors import AuthenticationFailed, GatewayError
+from gateway.pipeline import Accounting, call_first, estimate_tokens, new_id, open_stream
+from gateway.responses import dialect_of, error_response, read_json
+from gateway.router import router
+from gateway.sse import DONE, frame
+from gateway.streaming import accounted_sse, sse_response
+
+log = logging.getLogger("flock.gateway")
+
+api = NinjaAPI(title="Flock", version="1", urls_namespace="v1", auth=InferenceKey(),
+               docs_url=None, openapi_url=None)
+
+
+@api.exception_handler(GatewayError)
+def _gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
+    return error_response(request, exc)
+
+
+@api.exception_handler(AuthenticationError)
+def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(request, AuthenticationFailed("Invalid API key."))
+
+
+@api.exception_handler(NinjaHttpError)
+def _http_error(request: HttpRequest, exc: NinjaHttpError) -> HttpResponse:
+    error = GatewayError(str(exc))
+    error.status = exc.status_code
+    error.kind = "not_found" if exc.status_code == 404 else "invalid_request"
+    return error_response(request, error)
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    log.exception("unhandled error on %s", request.path)
+    return error_response(request, GatewayError("The gateway hit an internal error."))
+
+
+def _openai_error_frames(exc: GatewayError) -> list[bytes]:
+    return [frame(openai_errors.error_body(exc)), DONE]
+
+
+def _prompt_text(messages: list[dict]) -> str:
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+async def _run(acct: Accounting, work):
+    """Awaits `work`, recording the request if it fails before an answer exists."""
+    try:
+        return await work
+    except GatewayError as exc:
+        acct.failed(exc)
+        acct.record()
+        raise
+
+
+@api.get("/models")
+async def list_models(request: HttpRequest) -> HttpResponse:
+    seen: dict[str, str] = {}
+    for _node, engine, model in await router.available():
+        seen.setdefault(model.id, engine.kind)
+    if dialect_of(request) == "anthropic":
+        return JsonResponse(anthropic_render.model_list(sorted(seen), created=time.time()))
+    return JsonResponse(openai_render.model_list(sorted(seen.items()), int(time.time())))
+
+
+@api.post("/chat/completions")
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    req = openai_parse.parse_chat(read_json(request))
+    acct = Accounting(protocol="openai", endpoint="chat.completions", key=request.auth,
+                      model=req.model, stream=req.stream)
+    acct.prompt_estimate = estimate_tokens(_prompt_text(req.messages))
+    candidates = await _run(acct, router.candidates(req.model))
+    chat_id = new_id("chatcmpl")
+    if not req.stream:
+        result = await _run(acct, call_first(candidates, acct, lambda c: c.engine.chat(req, c.model)))
+        acct.answered(result.usage)
+        acct.record()
+        body = openai_render.chat_completion(result, id=chat_id, model=acct.model,
+                                             created=acct.created)
+        return JsonResponse(body, headers={"x-request-id": acct.request_id})
+    events = await _run(acct, open_stream(candidates, acct,
+                                          lambda c: c.engine.chat_stream(req, c.model)))
+    chunker = openai_render.ChatChunker(id=chat_id, model=acct.model, created=acct.created,
+                                        include_usage=req.include_usage)
+    body = accounted_sse(
+        events, acct,
+        feed=lambda event: [frame(c) for c in chunker.feed(event)],
+        end=lambda: [*(frame(c) for c in chunker.end()), DONE],
+        error=_openai_error_frames,
+    )
+    return sse_response(body, acct)
+
+
+@api.post("/completions")
+async def completions(request: HttpRequest) -> HttpResponse:
+    req = openai_parse.parse_completion(read_json(request))
+    acct = Accounting(protocol="openai", endpoint="completions", key=request.auth,
+                      model=req.model, stream=req.stream)
+    acct.prompt_estimate = estimate_tokens(req.prompt if isinstance(req.prompt, str) else "")
+    candidates = await _run(acct, router.candidates(req.model))
+    cmpl_id = new_id("cmpl")
+    if not req.stream:
+        result = await _run(acct, call_first(candidates, acct,
+                                             lambda c: c.engine.complete(req, c.model)))
+        acct.answered(result.usage)
+        acct.record()
+        body = openai_render.text_completion(result, id=cmpl_id, model=acct.model,
+                                             created=acct.created)
+        return JsonResponse(body, headers={"x-request-id": acct.request_id})
+    events = await _run(acct, open_stream(candidates, acct,
+                                          lambda c: c.engine.complete_stream(req, c.model)))
+
+    def feed(event: Event) -> list[bytes]:
+        if isinstance(event, TextDelta):
+            return [frame(openai_render.completion_chunk(
+                id=cmpl_id, model=acct.model, created=acct.created, text=event.text,
+                finish_reason=None))]
+        if isinstance(event, Finish):
+            return [frame(openai_render.completion_chunk(
+                id=cmpl_id, model=acct.model, created=acct.created, text="",
+                finish_reason=event.reason))]
+        return []
+
+    def end() -> list[bytes]:
+        frames = []
+        if req.include_usage and acct.usage is not None:
+            frames.append(frame({"id": cmpl_id, "object": "text_completion",
+                                 "created": acct.created, "model": acct.model, "choices": [],
+                                 "usage": openai_render.usage_body(acct.usage)}))
+        return [*frames, DONE]
+
+    body = accounted_sse(events, acct, feed=feed, end=end, error=_openai_error_frames)
+    return sse_response(body, acct)
+
+
+@api.post("/embeddings")
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    req = openai_parse.parse_embeddings(read_json(request))
+    acct = Accounting(protocol="openai", endpoint="embeddings", key=request.auth, model=req.model)
+    candidates = await _run(acct, router.candidates(req.model))
+    result = await _run(acct, call_first(candidates, acct, lambda c: c.engine.embed(req, c.model)))
+    acct.answered(Usage(prompt_tokens=result.prompt_tokens))
+    acct.record()
+    body = openai_render.embeddings(result, model=acct.model, encoding_format=req.encoding_format)
+    return JsonResponse(body, headers={"x-request-id": acct.request_id})

@@ -1,0 +1,68 @@
+"""Async API-key authentication for both dialects, with an in-process cache so the request path
+does not hit the database for every call."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
+from ninja.security.base import AuthBase
+
+from accounts.models import Scope
+from accounts.selectors import KeyInfo, key_authenticate
+from gateway.errors import AuthenticationFailed, PermissionDenied
+
+CACHE_SECONDS = 5.0
+ANONYMOUS = KeyInfo(id=0, name="anonymous", scope=Scope.USER, daily_token_quota=0)
+
+_cache: dict[str, tuple[KeyInfo | None, float]] = {}
+
+
+def presented_key(request: HttpRequest) -> str:
+    """The key from `Authorization: Bearer` or `x-api-key`, whichever the client sent."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+async def authenticate_key(plaintext: str) -> KeyInfo | None:
+    digest = hashlib.sha256(plaintext.encode()).hexdigest()
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    info = await sync_to_async(key_authenticate, thread_sensitive=False)(plaintext)
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[digest] = (info, now + CACHE_SECONDS)
+    return info
+
+
+def forget_cached_keys() -> None:
+    _cache.clear()
+
+
+class InferenceKey(AuthBase):
+    """ninja auth for inference routes: admin and user keys pass; node keys are refused."""
+
+    openapi_type = "apiKey"
+
+    async def __call__(self, request: HttpRequest) -> KeyInfo:
+        plaintext = presented_key(request)
+        if not plaintext:
+            if not settings.FLOCK.require_keys:
+                return ANONYMOUS
+            raise AuthenticationFailed(
+                "No API key provided. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.")
+        info = await authenticate_key(plaintext)
+        if info is None:
+            raise AuthenticationFailed("Invalid API key.")
+        if info.scope not in (Scope.ADMIN, Scope.USER):
+            raise PermissionDenied(f"A {info.scope}-scope key cannot call inference endpoints.",
+                                   code="insufficient_scope")
+        request.flock_key = info  # type: ignore[attr-defined]
+        return info

@@ -1,0 +1,89 @@
+"""Driver for engines with an OpenAI-compatible server: vLLM, llama.cpp's llama-server, MLX-LM."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from gateway.canonical import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    CompletionResult,
+    EmbeddingRequest,
+    EmbeddingResult,
+    EngineModel,
+    Event,
+    Finish,
+)
+from gateway.engines import openai_wire
+from gateway.engines.base import Engine
+from gateway.engines.transport import request_json, stream_lines
+from gateway.errors import EngineError, EngineFailed
+
+
+class OpenAICompatEngine(Engine):
+    kind = "vllm"
+
+    async def list_models(self) -> list[EngineModel]:
+        data = await request_json(self, "GET", "/v1/models", timeout=10)
+        return [EngineModel(id=item["id"], details=item) for item in data.get("data") or []
+                if isinstance(item, dict) and item.get("id")]
+
+    async def health(self) -> bool:
+        try:
+            await request_json(self, "GET", "/v1/models", timeout=5)
+        except EngineError:
+            return False
+        return True
+
+    async def chat(self, request: ChatRequest, model: str) -> ChatResult:
+        body = openai_wire.chat_body(request, model, stream=False)
+        return openai_wire.chat_result(await request_json(self, "POST", "/v1/chat/completions", body))
+
+    def chat_stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
+        body = openai_wire.chat_body(request, model, stream=True)
+        return self._sse("/v1/chat/completions", body)
+
+    async def complete(self, request: CompletionRequest, model: str) -> CompletionResult:
+        body = openai_wire.completion_body(request, model, stream=False)
+        return openai_wire.completion_result(await request_json(self, "POST", "/v1/completions", body))
+
+    def complete_stream(self, request: CompletionRequest, model: str) -> AsyncIterator[Event]:
+        body = openai_wire.completion_body(request, model, stream=True)
+        return self._sse("/v1/completions", body)
+
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResult:
+        body: dict = {"model": model, "input": request.input, "encoding_format": "float"}
+        if request.dimensions:
+            body["dimensions"] = request.dimensions
+        data = await request_json(self, "POST", "/v1/embeddings", body)
+        rows = sorted(data.get("data") or [], key=lambda row: row.get("index", 0))
+        usage = data.get("usage") or {}
+        return EmbeddingResult(vectors=[row["embedding"] for row in rows],
+                               prompt_tokens=int(usage.get("prompt_tokens") or 0))
+
+    async def _sse(self, path: str, body: dict) -> AsyncIterator[Event]:
+        finished = False
+        async for line in stream_lines(self, path, body):
+            if not line.startswith("data:"):
+                continue  # comments, event names, keep-alives
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                break
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                raise EngineFailed(f"{self.kind} engine sent a malformed stream chunk",
+                                   extra={"engine": self.kind}) from None
+            if "error" in chunk and not chunk.get("choices"):
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                raise EngineFailed(f"{self.kind} engine failed mid-stream: {message}",
+                                   extra={"engine": self.kind})
+            for event in openai_wire.chunk_events(chunk):
+                finished = finished or isinstance(event, Finish)
+                yield event
+        if not finished:
+            raise EngineFailed(f"{self.kind} engine at {self.endpoint} ended the stream early",
+                               extra={"engine": self.kind})

@@ -1,0 +1,96 @@
+"""HTTP plumbing shared by the drivers: requests with bounded timeouts, and upstream failures
+mapped to the gateway's error types."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from gateway import http
+from gateway.errors import EngineFailed, EngineRejected, EngineTimeout, EngineUnreachable
+
+if TYPE_CHECKING:
+    from gateway.engines.base import Engine
+
+
+def _headers(engine: Engine) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if engine.api_key:
+        headers["authorization"] = f"Bearer {engine.api_key}"
+    return headers
+
+
+def _timeout(engine: Engine, read: float | None = None) -> httpx.Timeout:
+    return httpx.Timeout(read or engine.timeout, connect=engine.connect_timeout)
+
+
+def upstream_message(body: bytes) -> str:
+    """The error text an engine put in its body, whatever its shape."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:500]
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(error, dict):
+            return str(error.get("message") or error)[:500]
+        if error:
+            return str(error)[:500]
+    return str(data)[:500]
+
+
+def raise_for_status(engine: Engine, status: int, body: bytes) -> None:
+    if status < 400:
+        return
+    message = upstream_message(body) or f"HTTP {status}"
+    if status >= 500:
+        raise EngineFailed(f"{engine.kind} engine at {engine.endpoint} failed: {message}",
+                           extra={"engine": engine.kind, "upstream_status": status})
+    raise EngineRejected(message, status=status)
+
+
+def map_transport_error(engine: Engine, exc: httpx.HTTPError) -> Exception:
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return EngineUnreachable(engine=engine.kind, endpoint=engine.endpoint,
+                                 hint=engine.start_hint, detail=type(exc).__name__)
+    if isinstance(exc, httpx.TimeoutException):
+        return EngineTimeout(f"{engine.kind} engine at {engine.endpoint} timed out",
+                             extra={"engine": engine.kind})
+    return EngineFailed(f"{engine.kind} engine at {engine.endpoint} broke the connection "
+                        f"({type(exc).__name__})", extra={"engine": engine.kind})
+
+
+async def request_json(engine: Engine, method: str, path: str, body: Any = None, *,
+                       timeout: float | None = None) -> Any:
+    try:
+        response = await http.client().request(
+            method, engine.endpoint + path, json=body, headers=_headers(engine),
+            timeout=_timeout(engine, timeout))
+    except httpx.HTTPError as exc:
+        raise map_transport_error(engine, exc) from exc
+    raise_for_status(engine, response.status_code, response.content)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise EngineFailed(f"{engine.kind} engine at {engine.endpoint} sent a body that is not "
+                           "JSON", extra={"engine": engine.kind}) from exc
+
+
+async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncIterator[str]:
+    """Non-empty lines of a streamed response. Closing the generator closes the upstream
+    connection, which is how an engine learns the caller went away."""
+    try:
+        async with http.client().stream(
+            "POST", engine.endpoint + path, json=body, headers=_headers(engine),
+            timeout=_timeout(engine),
+        ) as response:
+            if response.status_code >= 400:
+                raise_for_status(engine, response.status_code, await response.aread())
+            async for line in response.aiter_lines():
+                if line:
+                    yield line
+    except httpx.HTTPError as exc:
+        raise map_transport_error(engine, exc) from exc

@@ -1,0 +1,150 @@
+"""The request path's shared steps: try candidates until one answers, and account for the
+request (usage record, outcome, timings) however it ends."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TypeVar
+
+from accounts.selectors import KeyInfo
+from accounts.usage_buffer import UsageEvent, usage_record
+from gateway.canonical import Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from gateway.errors import EngineError, EngineFailed, GatewayError
+from gateway.router import Candidate
+
+T = TypeVar("T")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass
+class Accounting:
+    """Everything we learn about one request while serving it, recorded once at the end."""
+
+    protocol: str
+    endpoint: str
+    key: KeyInfo | None
+    model: str
+    stream: bool = False
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
+    started: float = field(default_factory=time.monotonic)
+    created: int = field(default_factory=lambda: int(time.time()))
+    node: str = ""
+    engine: str = ""
+    first_token_at: float | None = None
+    usage: Usage | None = None
+    generated_pieces: int = 0
+    prompt_estimate: int = 0
+    outcome: str = "ok"
+    status_code: int = 200
+    error_type: str = ""
+    recorded: bool = False
+
+    def served_by(self, candidate: Candidate) -> None:
+        self.node, self.engine, self.model = candidate.node, candidate.engine.kind, candidate.model
+
+    def saw(self, event: Event) -> None:
+        if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.generated_pieces += 1
+        elif isinstance(event, Usage):
+            self.usage = event
+
+    def answered(self, usage: Usage) -> None:
+        """A whole (non-streamed) answer arrived: its first token came with it."""
+        self.first_token_at = time.monotonic()
+        self.usage = usage
+
+    def failed(self, error: Exception, *, aborted: bool = False) -> None:
+        if aborted:
+            self.outcome, self.status_code, self.error_type = "aborted", 499, "client_disconnected"
+            return
+        self.outcome = "error"
+        if isinstance(error, GatewayError):
+            self.status_code, self.error_type = error.status, error.code or error.kind
+        else:
+            self.status_code, self.error_type = 500, type(error).__name__
+
+    def record(self) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        now = time.monotonic()
+        usage = self.usage or Usage(prompt_tokens=self.prompt_estimate,
+                                    completion_tokens=self.generated_pieces)
+        usage_record(UsageEvent(
+            created_at=datetime.now(timezone.utc),
+            request_id=self.request_id,
+            model=self.model,
+            protocol=self.protocol,
+            endpoint=self.endpoint,
+            outcome=self.outcome,
+            key_id=self.key.id if self.key and self.key.id else None,
+            key_name=self.key.name if self.key else "",
+            node=self.node,
+            engine=self.engine,
+            stream=self.stream,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            latency_ms=int((now - self.started) * 1000),
+            ttft_ms=int((self.first_token_at - self.started) * 1000) if self.first_token_at else None,
+            status_code=self.status_code,
+            error_type=self.error_type,
+        ))
+
+
+async def call_first(candidates: list[Candidate], acct: Accounting,
+                     call: Callable[[Candidate], Awaitable[T]]) -> T:
+    """Runs `call` on each candidate until one succeeds; engine failures move to the next,
+    errors caused by the request do not."""
+    last: EngineError | None = None
+    for candidate in candidates:
+        acct.served_by(candidate)
+        try:
+            return await call(candidate)
+        except EngineError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+async def open_stream(candidates: list[Candidate], acct: Accounting,
+                      start: Callable[[Candidate], AsyncIterator[Event]]) -> AsyncIterator[Event]:
+    """Opens the first candidate stream that yields an event. Before the first event an engine
+    failure moves on to the next candidate; after it, failures reach the caller."""
+    last: EngineError | None = None
+    for candidate in candidates:
+        acct.served_by(candidate)
+        stream = start(candidate)
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:
+            last = EngineFailed(f"{candidate.engine.kind} engine returned an empty stream")
+            continue
+        except EngineError as exc:
+            last = exc
+            await stream.aclose()
+            continue
+        return _prepend(first, stream)
+    assert last is not None
+    raise last
+
+
+async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    try:
+        yield first
+        async for event in rest:
+            yield event
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4) if text else 0

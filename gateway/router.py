@@ -1,0 +1,136 @@
+"""Picks the engines that can serve a requested model name.
+
+Engines come from the cluster's routable nodes (or, with no node registered, from the configured
+engine); each engine's model list is cached briefly so resolving a name costs no network I/O on
+the hot path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway.canonical import EngineModel
+from gateway.engines.base import Engine
+from gateway.engines.registry import make_engine
+from gateway.errors import EngineError, EngineUnreachable, ModelNotFound
+
+NODES_TTL = 2.0
+MODELS_TTL = 5.0
+FAILED_MODELS_TTL = 1.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    node: str
+    engine: Engine
+    model: str  # the engine's own id for the model
+
+
+@dataclass
+class _Listing:
+    models: list[EngineModel]
+    error: EngineError | None
+    expires: float
+
+
+class Router:
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, str, str], Engine] = {}
+        self._pool: tuple[list[tuple[str, Engine]], float] = ([], 0.0)
+        self._listings: dict[int, _Listing] = {}
+
+    def reset(self) -> None:
+        self._engines.clear()
+        self._pool = ([], 0.0)
+        self._listings.clear()
+
+    def _engine(self, kind: str, endpoint: str, node: str) -> Engine:
+        cfg = settings.FLOCK
+        key = (kind, endpoint, node)
+        if key not in self._engines:
+            self._engines[key] = make_engine(
+                kind, endpoint, api_key=cfg.vllm_api_key if kind == "vllm" else "",
+                timeout=cfg.engine_timeout_seconds, connect_timeout=cfg.engine_connect_timeout_seconds)
+        return self._engines[key]
+
+    async def pool(self) -> list[tuple[str, Engine]]:
+        engines, expires = self._pool
+        if expires > time.monotonic():
+            return engines
+        from cluster.selectors import nodes_routable
+
+        nodes = await sync_to_async(lambda: list(nodes_routable()), thread_sensitive=False)()
+        engines = [(n.name, self._engine(n.engine, n.engine_endpoint, n.name)) for n in nodes]
+        cfg = settings.FLOCK
+        if not engines and cfg.engine:
+            engines = [("local", self._engine(cfg.engine, cfg.endpoints[cfg.engine], "local"))]
+        self._pool = (engines, time.monotonic() + NODES_TTL)
+        return engines
+
+    async def listing(self, engine: Engine) -> _Listing:
+        now = time.monotonic()
+        found = self._listings.get(id(engine))
+        if found is not None and found.expires > now:
+            return found
+        try:
+            found = _Listing(await engine.list_models(), None, now + MODELS_TTL)
+        except EngineError as exc:
+            found = _Listing([], exc, now + FAILED_MODELS_TTL)
+        self._listings[id(engine)] = found
+        return found
+
+    async def available(self) -> list[tuple[str, Engine, EngineModel]]:
+        rows = []
+        for node, engine in await self.pool():
+            for model in (await self.listing(engine)).models:
+                rows.append((node, engine, model))
+        return rows
+
+    async def candidates(self, requested: str) -> list[Candidate]:
+        """Every engine that serves `requested` ('auto' means the default model)."""
+        pool = await self.pool()
+        if not pool:
+            cfg = settings.FLOCK
+            raise EngineUnreachable(engine="none", endpoint="(no engine configured)",
+                                    hint="python manage.py up  (starts the embedded llama.cpp "
+                                         "engine), or set FLOCK_ENGINE and its endpoint" if not
+                                    cfg.engine else "")
+        listings = [(node, engine, await self.listing(engine)) for node, engine in pool]
+        name = requested
+        if requested in ("auto", "default", ""):
+            name = settings.FLOCK.default_model or next(
+                (lst.models[0].id for _, _, lst in listings if lst.models), "")
+        found = [Candidate(node, engine, model.id) for node, engine, lst in listings
+                 for model in lst.models if name and _same_model(name, model.id)]
+        if found:
+            return found
+        failures = [lst.error for _, _, lst in listings if lst.error is not None]
+        if failures and (len(failures) == len(listings) or requested in ("auto", "default", "")):
+            raise failures[0]
+        served = sorted({m.id for _, _, lst in listings for m in lst.models})
+        raise ModelNotFound(
+            f"The model '{requested}' does not exist or is not served by any engine. "
+            f"Available: {', '.join(served) or 'none'}.", param="model")
+
+
+def _same_model(requested: str, engine_id: str) -> bool:
+    if requested == engine_id:
+        return True
+    a, b = _normal(requested), _normal(engine_id)
+    return a == b
+
+
+def _normal(name: str) -> str:
+    name = name.strip().lower()
+    if name.endswith(":latest"):
+        name = name[: -len(":latest")]
+    name = name.rsplit("/", 1)[-1] if name.endswith(".gguf") else name
+    if name.endswith(".gguf"):
+        name = name[: -len(".gguf")]
+    return name
+
+
+router = Router()

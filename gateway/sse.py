@@ -1,0 +1,18 @@
+"""Server-sent event framing, exactly: `event: NAME\ndata: JSON\n\n`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DONE = b"data: [DONE]\n\n"
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def frame(data: Any, event: str | None = None) -> bytes:
+    payload = data if isinstance(data, str) else dumps(data)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()

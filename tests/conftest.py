@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.fakes.openai_server import FakeOpenAIEngine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gateway_caches() -> Iterator[None]:
+    from gateway.auth import forget_cached_keys
+    from gateway.router import router
+
+    router.reset()
+    forget_cached_keys()
+    yield
+    router.reset()
+    forget_cached_keys()
+
+
+@pytest.fixture
+def fake_engine() -> Iterator[FakeOpenAIEngine]:
+    engine = FakeOpenAIEngine().start()
+    yield engine
+    engine.stop()
+
+
+class _ServerThread:
+    def __init__(self) -> None:
+        import uvicorn
+
+        from flocksite.asgi import application
+
+        self.port = free_port()
+        config = uvicorn.Config(application, host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> _ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("test gateway did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[_ServerThread]:
+    server = _ServerThread().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class LiveGateway:
+    url: str
+    admin_key: str
+    user_key: str
+    engine: FakeOpenAIEngine
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"authorization": f"Bearer {key or self.user_key}"}
+
+    def usage_records(self) -> list:
+        from accounts.models import UsageRecord
+        from accounts.usage_buffer import usage_flush
+
+        usage_flush()
+        return list(UsageRecord.objects.order_by("created_at"))
+
+
+@pytest.fixture
+def gateway(_server: _ServerThread, transactional_db, fake_engine: FakeOpenAIEngine) -> LiveGateway:
+    """The gateway served over real HTTP, with one leader node whose engine is the fake."""
+    from accounts.services import key_create
+    from accounts.usage_buffer import buffer
+    from cluster.models import Node, NodeRole
+
+    time.sleep(0.05)  # let the previous test's streams finish recording
+    buffer.discard()
+    Node.objects.create(name="leader", role=NodeRole.LEADER, engine="vllm",
+                        engine_endpoint=fake_engine.url)
+    admin = key_create(name="admin", scope="admin").plaintext
+    user = key_create(name="alice", scope="user").plaintext
+    return LiveGateway(url=f"http://127.0.0.1:{_server.port}", admin_key=admin, user_key=user,
+                       engine=fake_engine)

@@ -1,0 +1,222 @@
+"""A fake OpenAI-compatible engine (what vLLM, llama-server and MLX-LM serve), as a real HTTP
+server on 127.0.0.1. Field by field it answers like the published API; tests script its reply
+and its failures, and read back what it received."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Script:
+    text: str = "Hello from the fake engine"
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name","arguments"}]
+    reasoning: str = ""
+    models: list[str] = field(default_factory=lambda: ["fake-model", "fake-embed"])
+    token_delay: float = 0.0
+    fail_status: int = 0  # answer every request with this status
+    fail_message: str = "engine exploded"
+    die_after_chunks: int = -1  # close the socket mid-stream after this many chunks
+    finish_reason: str | None = None
+    prompt_tokens: int = 7
+
+
+class FakeOpenAIEngine:
+    def __init__(self) -> None:
+        self.script = Script()
+        self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.disconnects = 0
+        self.streams_finished = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def last_body(self) -> dict[str, Any]:
+        return self.requests[-1][1]
+
+    def start(self) -> FakeOpenAIEngine:
+        engine = self
+
+        class Handler(_Handler):
+            fake = engine
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _tokens(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenAIEngine
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path in ("/v1/models", "/models"):
+            self._json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
+                for m in self.fake.script.models]})
+        elif self.path == "/health":
+            self._json(200, {"status": "ok"})
+        else:
+            self._json(404, {"error": {"message": "not found", "type": "not_found_error"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.fake.requests.append((self.path, body, dict(self.headers)))
+        script = self.fake.script
+        if script.fail_status:
+            self._json(script.fail_status, {"error": {"message": script.fail_message,
+                                                      "type": "server_error", "code": None}})
+            return
+        if body.get("model") not in script.models:
+            self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not "
+                                                  "exist.", "type": "NotFoundError", "code": 404}})
+            return
+        if self.path == "/v1/chat/completions":
+            self._chat(body)
+        elif self.path == "/v1/completions":
+            self._completion(body)
+        elif self.path == "/v1/embeddings":
+            self._embeddings(body)
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def _usage(self, completion: int) -> dict[str, int]:
+        prompt = self.fake.script.prompt_tokens
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    def _finish(self) -> str:
+        script = self.fake.script
+        return script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        script = self.fake.script
+        pieces = _tokens(script.text) if script.text else []
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": script.text or None}
+            if script.reasoning:
+                message["reasoning_content"] = script.reasoning
+            if script.tool_calls:
+                message["tool_calls"] = [
+                    {"id": f"call_{i}", "type": "function",
+                     "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for i, c in enumerate(script.tool_calls)]
+            self._json(200, {
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": self._finish()}],
+                "usage": self._usage(len(pieces) + len(script.tool_calls))})
+            return
+        chunks: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if script.reasoning:
+            chunks += [{"reasoning_content": p} for p in _tokens(script.reasoning)]
+        chunks += [{"content": p} for p in pieces]
+        for i, call in enumerate(script.tool_calls):
+            chunks.append({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
+                                           "function": {"name": call["name"], "arguments": ""}}]})
+            args = call["arguments"]
+            for start in range(0, len(args), 5):
+                chunks.append({"tool_calls": [{"index": i,
+                                               "function": {"arguments": args[start:start + 5]}}]})
+        frames = [self._chunk(body, delta, None) for delta in chunks]
+        frames.append(self._chunk(body, {}, self._finish()))
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+        if include_usage:
+            frames.append({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                           "created": int(time.time()), "model": body["model"], "choices": [],
+                           "usage": self._usage(len(pieces) + len(script.tool_calls))})
+        self._stream(frames)
+
+    def _chunk(self, body: dict[str, Any], delta: dict[str, Any], finish: str | None) -> dict:
+        return {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                             "finish_reason": finish}]}
+
+    def _completion(self, body: dict[str, Any]) -> None:
+        script = self.fake.script
+        pieces = _tokens(script.text)
+        if not body.get("stream"):
+            self._json(200, {"id": "cmpl-fake", "object": "text_completion",
+                             "created": int(time.time()), "model": body["model"],
+                             "choices": [{"index": 0, "text": script.text, "logprobs": None,
+                                          "finish_reason": "stop"}],
+                             "usage": self._usage(len(pieces))})
+            return
+        frames = [{"id": "cmpl-fake", "object": "text_completion", "created": int(time.time()),
+                   "model": body["model"], "choices": [{"index": 0, "text": p, "logprobs": None,
+                                                        "finish_reason": None}]}
+                  for p in pieces]
+        frames.append({"id": "cmpl-fake", "object": "text_completion", "created": 0,
+                       "model": body["model"], "choices": [{"index": 0, "text": "",
+                                                            "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            frames.append({"id": "cmpl-fake", "object": "text_completion", "created": 0,
+                           "model": body["model"], "choices": [], "usage": self._usage(len(pieces))})
+        self._stream(frames)
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i,
+                 "embedding": [round(0.1 * (i + 1) + 0.01 * j, 4) for j in range(8)]}
+                for i, _ in enumerate(inputs)]
+        self._json(200, {"object": "list", "data": data, "model": body["model"],
+                         "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}})
+
+    def _stream(self, frames: list[dict[str, Any]]) -> None:
+        script = self.fake.script
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        try:
+            for n, chunk in enumerate(frames):
+                if n == script.die_after_chunks:
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    self.close_connection = True
+                    return
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                if script.token_delay:
+                    time.sleep(script.token_delay)
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.fake.streams_finished += 1
+        except (BrokenPipeError, ConnectionResetError):
+            self.fake.disconnects += 1
+        self.close_connection = True
