@@ -66,10 +66,23 @@ class _ServerThread:
 
 
 @pytest.fixture(scope="session")
-def _server() -> Iterator[_ServerThread]:
+def _server(django_db_setup, django_db_blocker) -> Iterator[_ServerThread]:
     server = _ServerThread().start()
     yield server
     server.stop()
+    with django_db_blocker.unblock():
+        _close_server_connections()
+
+
+def _close_server_connections() -> None:
+    """The server's worker threads keep database connections open; PostgreSQL will not drop
+    the test database while they are, so end them."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @dataclass
@@ -94,18 +107,26 @@ class LiveGateway:
         return list(UsageRecord.objects.order_by("created_at"))
 
 
-@pytest.fixture
-def gateway(_server: _ServerThread, transactional_db, fake_engine: FakeOpenAIEngine) -> LiveGateway:
-    """The gateway served over real HTTP, with one leader node whose engine is the fake."""
+def live_gateway(server: _ServerThread, *, kind: str, endpoint: str,
+                 engine: FakeOpenAIEngine | None = None) -> LiveGateway:
+    """Registers a leader node whose engine is at `endpoint`, issues an admin and a user key,
+    and starts from an empty usage table."""
+    from accounts.models import UsageRecord
     from accounts.services import key_create
     from accounts.usage_buffer import buffer
     from cluster.models import Node, NodeRole
 
     time.sleep(0.05)  # let the previous test's streams finish recording
     buffer.discard()
-    Node.objects.create(name="leader", role=NodeRole.LEADER, engine="vllm",
-                        engine_endpoint=fake_engine.url)
-    admin = key_create(name="admin", scope="admin").plaintext
-    user = key_create(name="alice", scope="user").plaintext
-    return LiveGateway(url=f"http://127.0.0.1:{_server.port}", admin_key=admin, user_key=user,
-                       engine=fake_engine)
+    UsageRecord.objects.all().delete()
+    Node.objects.create(name="leader", role=NodeRole.LEADER, engine=kind, engine_endpoint=endpoint)
+    return LiveGateway(url=f"http://127.0.0.1:{server.port}",
+                       admin_key=key_create(name="admin", scope="admin").plaintext,
+                       user_key=key_create(name="alice", scope="user").plaintext,
+                       engine=engine)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def gateway(_server: _ServerThread, transactional_db, fake_engine: FakeOpenAIEngine) -> LiveGateway:
+    """The gateway served over real HTTP, with one leader node whose engine is the fake."""
+    return live_gateway(_server, kind="vllm", endpoint=fake_engine.url, engine=fake_engine)

@@ -10,7 +10,7 @@ from gateway.errors import InvalidRequest
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Sampling options engines understand beyond the standard set; anything else is dropped.
 PASS_THROUGH = ("top_k", "min_p", "repetition_penalty", "logit_bias", "logprobs", "top_logprobs",
-                "reasoning_effort")
+                "reasoning_effort", "ignore_eos", "n_probs")
 
 
 def _require_object(body: Any) -> dict[str, Any]:

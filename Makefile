@@ -1,0 +1,44 @@
+# Two commands for a fresh machine: `make up` and `make test`. Everything else is a helper.
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: setup up test test-sqlite test-postgres services lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt scripts/engine-wheels.sh
+	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	@$(PYTHON) -m pip install -q --disable-pip-version-check -U pip
+	@echo "==> installing Python packages into $(VENV)"
+	@$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@bash scripts/engine-wheels.sh $(PYTHON)
+	@touch $(STAMP)
+
+up: setup
+	@$(PYTHON) manage.py up $(ARGS)
+
+services:
+	@bash scripts/services.sh
+
+test: setup services test-sqlite test-postgres
+
+test-sqlite: setup
+	@echo "==> test suite on SQLite, in-process cache and eager Celery"
+	@$(VENV)/bin/pytest -q
+
+test-postgres: setup services
+	@echo "==> test suite on PostgreSQL and Redis"
+	@DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(VENV)/bin/pytest -q
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+bench: setup
+	@$(PYTHON) -m bench.run
+
+clean:
+	rm -rf $(VENV)
