@@ -113,6 +113,8 @@ class UsageBuffer:
         while True:
             self._wake.wait(INTERVAL_SECONDS)
             self._wake.clear()
+            if not self._items:
+                continue
             try:
                 self.flush()
             finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any, cast
+from typing import Any
 
 from gateway.canonical import (
     ChatRequest,
@@ -104,7 +104,7 @@ class OllamaEngine(Engine):
         # aclosing: when our caller closes us early, close the HTTP stream now (not at garbage
         # collection) so Ollama sees the disconnect and stops generating.
         # (stream_lines is declared an AsyncIterator but is an async generator: it has aclose.)
-        upstream = cast(AsyncGenerator[str, None], stream_lines(self, path, body))
+        upstream = stream_lines(self, path, body)
         async with aclosing(upstream) as lines:
             async for line in lines:
                 if state.done:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from gateway.canonical import (
     ChatRequest,
@@ -65,25 +66,27 @@ class OpenAICompatEngine(Engine):
 
     async def _sse(self, path: str, body: dict) -> AsyncIterator[Event]:
         finished = False
-        async for line in stream_lines(self, path, body):
-            if not line.startswith("data:"):
-                continue  # comments, event names, keep-alives
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                break
-            try:
-                chunk = json.loads(payload)
-            except ValueError:
-                raise EngineFailed(f"{self.kind} engine sent a malformed stream chunk",
-                                   extra={"engine": self.kind}) from None
-            if "error" in chunk and not chunk.get("choices"):
-                error = chunk["error"]
-                message = error.get("message") if isinstance(error, dict) else str(error)
-                raise EngineFailed(f"{self.kind} engine failed mid-stream: {message}",
-                                   extra={"engine": self.kind})
-            for event in openai_wire.chunk_events(chunk):
-                finished = finished or isinstance(event, Finish)
-                yield event
+        # aclosing: when our caller stops reading, the upstream connection closes at once.
+        async with aclosing(stream_lines(self, path, body)) as lines:
+            async for line in lines:
+                if not line.startswith("data:"):
+                    continue  # comments, event names, keep-alives
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(payload)
+                except ValueError:
+                    raise EngineFailed(f"{self.kind} engine sent a malformed stream chunk",
+                                       extra={"engine": self.kind}) from None
+                if "error" in chunk and not chunk.get("choices"):
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else str(error)
+                    raise EngineFailed(f"{self.kind} engine failed mid-stream: {message}",
+                                       extra={"engine": self.kind})
+                for event in openai_wire.chunk_events(chunk):
+                    finished = finished or isinstance(event, Finish)
+                    yield event
         if not finished:
             raise EngineFailed(f"{self.kind} engine at {self.endpoint} ended the stream early",
                                extra={"engine": self.kind})

@@ -4,7 +4,7 @@ mapped to the gateway's error types."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -79,7 +79,7 @@ async def request_json(engine: Engine, method: str, path: str, body: Any = None,
                            "JSON", extra={"engine": engine.kind}) from exc
 
 
-async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncIterator[str]:
+async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncGenerator[str, None]:
     """Non-empty lines of a streamed response. Closing the generator closes the upstream
     connection, which is how an engine learns the caller went away."""
     try:

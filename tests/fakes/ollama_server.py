@@ -19,9 +19,9 @@ import math
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 MODELS = ("llama3.2:1b", "qwen3:0.6b", "llava:7b", "nomic-embed-text:latest")
 _FAMILIES = {"llama3.2": "llama", "qwen3": "qwen3", "llava": "llama", "nomic-embed-text": "nomic-bert"}
@@ -57,14 +57,15 @@ class FakeOllama:
         bodies = [body for method, _, body in self.requests if method == "POST"]
         return bodies[-1] if bodies else None
 
-    def start(self) -> FakeOllama:
+    def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-ollama",
-                                        daemon=True)
+        # A short poll keeps stop() quick: shutdown() waits for the next poll.
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                        name="fake-ollama", daemon=True)
         self._thread.start()
         return self
 
@@ -74,7 +75,7 @@ class FakeOllama:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeOllama:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -83,7 +84,7 @@ class FakeOllama:
 
 def _now() -> str:
     # Go's RFC 3339 with nanoseconds, as Ollama prints created_at.
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
 def _tokens(text: str) -> list[str]:
