@@ -14,10 +14,11 @@ from gateway.auth import InferenceKey
 from gateway.canonical import Event, Finish, TextDelta, Usage
 from gateway.dialects import anthropic_render, openai_errors, openai_parse, openai_render
 from gateway.errors import AuthenticationFailed, GatewayError
-from gateway.pipeline import Accounting, call_first, estimate_tokens, new_id, open_stream
+from gateway.attempts import PING, call_first, open_stream
+from gateway.pipeline import Accounting, estimate_tokens, new_id
 from gateway.responses import dialect_of, error_response, read_json
 from gateway.router import router
-from gateway.sse import DONE, frame
+from gateway.sse import DONE, PING_FRAME, frame
 from gateway.streaming import accounted_sse, sse_response
 
 log = logging.getLogger("flock.gateway")
@@ -106,7 +107,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                                         include_usage=req.include_usage)
     body = accounted_sse(
         events, acct,
-        feed=lambda event: [frame(c) for c in chunker.feed(event)],
+        feed=lambda event: [PING_FRAME] if event is PING else [frame(c) for c in chunker.feed(event)],
         end=lambda: [*(frame(c) for c in chunker.end()), DONE],
         error=_openai_error_frames,
     )
@@ -133,6 +134,8 @@ async def completions(request: HttpRequest) -> HttpResponse:
                                           lambda c: c.engine.complete_stream(req, c.model)))
 
     def feed(event: Event) -> list[bytes]:
+        if event is PING:
+            return [PING_FRAME]
         if isinstance(event, TextDelta):
             return [frame(openai_render.completion_chunk(
                 id=cmpl_id, model=acct.model, created=acct.created, text=event.text,

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TypeVar
 
 from accounts.selectors import KeyInfo
 from accounts.usage_buffer import UsageEvent, usage_record
 from gateway.canonical import Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from gateway.errors import EngineError, EngineFailed, GatewayError
+from gateway.errors import GatewayError
 from gateway.router import Candidate
-
-T = TypeVar("T")
-
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
@@ -98,52 +93,6 @@ class Accounting:
             status_code=self.status_code,
             error_type=self.error_type,
         ))
-
-
-async def call_first(candidates: list[Candidate], acct: Accounting,
-                     call: Callable[[Candidate], Awaitable[T]]) -> T:
-    """Runs `call` on each candidate until one succeeds; engine failures move to the next,
-    errors caused by the request do not."""
-    last: EngineError | None = None
-    for candidate in candidates:
-        acct.served_by(candidate)
-        try:
-            return await call(candidate)
-        except EngineError as exc:
-            last = exc
-    assert last is not None
-    raise last
-
-
-async def open_stream(candidates: list[Candidate], acct: Accounting,
-                      start: Callable[[Candidate], AsyncIterator[Event]]) -> AsyncIterator[Event]:
-    """Opens the first candidate stream that yields an event. Before the first event an engine
-    failure moves on to the next candidate; after it, failures reach the caller."""
-    last: EngineError | None = None
-    for candidate in candidates:
-        acct.served_by(candidate)
-        stream = start(candidate)
-        try:
-            first = await stream.__anext__()
-        except StopAsyncIteration:
-            last = EngineFailed(f"{candidate.engine.kind} engine returned an empty stream")
-            continue
-        except EngineError as exc:
-            last = exc
-            await stream.aclose()
-            continue
-        return _prepend(first, stream)
-    assert last is not None
-    raise last
-
-
-async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    try:
-        yield first
-        async for event in rest:
-            yield event
-    finally:
-        await rest.aclose()  # type: ignore[attr-defined]
 
 
 def estimate_tokens(text: str) -> int:

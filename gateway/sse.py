@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 DONE = b"data: [DONE]\n\n"
+PING_FRAME = b": ping\n\n"  # an SSE comment: keeps the connection alive, clients ignore it
 
 
 def dumps(data: Any) -> str:

@@ -19,6 +19,7 @@ class Script:
     reasoning: str = ""
     models: list[str] = field(default_factory=lambda: ["fake-model", "fake-embed"])
     token_delay: float = 0.0
+    first_delay: float = 0.0  # seconds before the first streamed chunk (a model loading)
     fail_status: int = 0  # answer every request with this status
     fail_message: str = "engine exploded"
     die_after_chunks: int = -1  # close the socket mid-stream after this many chunks
@@ -204,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("connection", "close")
         self.end_headers()
         try:
+            self.wfile.flush()
+            if script.first_delay:
+                time.sleep(script.first_delay)
             for n, chunk in enumerate(frames):
                 if n == script.die_after_chunks:
                     self.wfile.flush()
