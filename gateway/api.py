@@ -10,11 +10,13 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 from ninja.errors import HttpError as NinjaHttpError
 
+from gateway.api_anthropic import router as anthropic_router
+from gateway.attempts import PING, call_first, open_stream
 from gateway.auth import InferenceKey
 from gateway.canonical import Event, Finish, TextDelta, Usage
 from gateway.dialects import anthropic_render, openai_errors, openai_parse, openai_render
-from gateway.errors import AuthenticationFailed, GatewayError
-from gateway.attempts import PING, call_first, open_stream
+from gateway.errors import AuthenticationFailed, GatewayError, ModelNotFound
+from gateway.limits import estimate_prompt_tokens, fit_to
 from gateway.pipeline import Accounting, estimate_tokens, new_id
 from gateway.responses import dialect_of, error_response, read_json
 from gateway.router import router
@@ -25,6 +27,9 @@ log = logging.getLogger("flock.gateway")
 
 api = NinjaAPI(title="Flock", version="1", urls_namespace="v1", auth=InferenceKey(),
                docs_url=None, openapi_url=None)
+
+
+api.add_router("/messages", anthropic_router)
 
 
 @api.exception_handler(GatewayError)
@@ -55,27 +60,6 @@ def _openai_error_frames(exc: GatewayError) -> list[bytes]:
     return [frame(openai_errors.error_body(exc)), DONE]
 
 
-def _prompt_text(messages: list[dict]) -> str:
-    parts = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
-    return "\n".join(parts)
-
-
-async def _run(acct: Accounting, work):
-    """Awaits `work`, recording the request if it fails before an answer exists."""
-    try:
-        return await work
-    except GatewayError as exc:
-        acct.failed(exc)
-        acct.record()
-        raise
-
-
 @api.get("/models")
 async def list_models(request: HttpRequest) -> HttpResponse:
     seen: dict[str, str] = {}
@@ -86,23 +70,38 @@ async def list_models(request: HttpRequest) -> HttpResponse:
     return JsonResponse(openai_render.model_list(sorted(seen.items()), int(time.time())))
 
 
+@api.get("/models/{path:model_id}")
+async def retrieve_model(request: HttpRequest, model_id: str) -> HttpResponse:
+    for _node, engine, model in await router.available():
+        if model.id == model_id:
+            if dialect_of(request) == "anthropic":
+                body = anthropic_render.model_list([model.id], created=time.time())["data"][0]
+            else:
+                body = openai_render.model_list([(model.id, engine.kind)], int(time.time()))["data"][0]
+            return JsonResponse(body)
+    raise ModelNotFound(f"The model '{model_id}' does not exist or is not served by any engine.",
+                        param="model")
+
+
 @api.post("/chat/completions")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     req = openai_parse.parse_chat(read_json(request))
-    acct = Accounting(protocol="openai", endpoint="chat.completions", key=request.auth,
+    acct = Accounting.of(request, protocol="openai", endpoint="chat.completions",
                       model=req.model, stream=req.stream)
-    acct.prompt_estimate = estimate_tokens(_prompt_text(req.messages))
-    candidates = await _run(acct, router.candidates(req.model))
+    acct.prompt_estimate = estimate_prompt_tokens(req)
+    candidates = await acct.watch(router.candidates(req.model))
     chat_id = new_id("chatcmpl")
     if not req.stream:
-        result = await _run(acct, call_first(candidates, acct, lambda c: c.engine.chat(req, c.model)))
+        result = await acct.watch(call_first(
+            candidates, acct, lambda c: c.engine.chat(fit_to(req, c, acct.prompt_estimate), c.model)))
         acct.answered(result.usage)
         acct.record()
         body = openai_render.chat_completion(result, id=chat_id, model=acct.model,
                                              created=acct.created)
-        return JsonResponse(body, headers={"x-request-id": acct.request_id})
-    events = await _run(acct, open_stream(candidates, acct,
-                                          lambda c: c.engine.chat_stream(req, c.model)))
+        return JsonResponse(body)
+    events = await acct.watch(open_stream(
+        candidates, acct,
+        lambda c: c.engine.chat_stream(fit_to(req, c, acct.prompt_estimate), c.model)))
     chunker = openai_render.ChatChunker(id=chat_id, model=acct.model, created=acct.created,
                                         include_usage=req.include_usage)
     body = accounted_sse(
@@ -117,20 +116,20 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 @api.post("/completions")
 async def completions(request: HttpRequest) -> HttpResponse:
     req = openai_parse.parse_completion(read_json(request))
-    acct = Accounting(protocol="openai", endpoint="completions", key=request.auth,
+    acct = Accounting.of(request, protocol="openai", endpoint="completions",
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_tokens(req.prompt if isinstance(req.prompt, str) else "")
-    candidates = await _run(acct, router.candidates(req.model))
+    candidates = await acct.watch(router.candidates(req.model))
     cmpl_id = new_id("cmpl")
     if not req.stream:
-        result = await _run(acct, call_first(candidates, acct,
+        result = await acct.watch(call_first(candidates, acct,
                                              lambda c: c.engine.complete(req, c.model)))
         acct.answered(result.usage)
         acct.record()
         body = openai_render.text_completion(result, id=cmpl_id, model=acct.model,
                                              created=acct.created)
-        return JsonResponse(body, headers={"x-request-id": acct.request_id})
-    events = await _run(acct, open_stream(candidates, acct,
+        return JsonResponse(body)
+    events = await acct.watch(open_stream(candidates, acct,
                                           lambda c: c.engine.complete_stream(req, c.model)))
 
     def feed(event: Event) -> list[bytes]:
@@ -161,10 +160,10 @@ async def completions(request: HttpRequest) -> HttpResponse:
 @api.post("/embeddings")
 async def embeddings(request: HttpRequest) -> HttpResponse:
     req = openai_parse.parse_embeddings(read_json(request))
-    acct = Accounting(protocol="openai", endpoint="embeddings", key=request.auth, model=req.model)
-    candidates = await _run(acct, router.candidates(req.model))
-    result = await _run(acct, call_first(candidates, acct, lambda c: c.engine.embed(req, c.model)))
+    acct = Accounting.of(request, protocol="openai", endpoint="embeddings", model=req.model)
+    candidates = await acct.watch(router.candidates(req.model))
+    result = await acct.watch(call_first(candidates, acct, lambda c: c.engine.embed(req, c.model)))
     acct.answered(Usage(prompt_tokens=result.prompt_tokens))
     acct.record()
     body = openai_render.embeddings(result, model=acct.model, encoding_format=req.encoding_format)
-    return JsonResponse(body, headers={"x-request-id": acct.request_id})
+    return JsonResponse(body)

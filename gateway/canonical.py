@@ -7,7 +7,7 @@ are a sequence of small events. Pure data, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Usage:
     cached_tokens: int = 0
 
 
-Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish, Usage]
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
 
 
 # --- whole answers ---------------------------------------------------------------------------
@@ -130,6 +130,7 @@ class EngineModel:
     id: str
     loaded: bool = True
     details: dict[str, Any] = field(default_factory=dict)
+    context_length: int | None = None  # tokens the engine serves the model with, when it says
 
 
 def collect_chat(events: list[Event]) -> ChatResult:

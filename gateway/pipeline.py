@@ -1,18 +1,23 @@
-"""The request path's shared steps: try candidates until one answers, and account for the
-request (usage record, outcome, timings) however it ends."""
+"""Accounting for one request: what it asked, who served it, what it cost and how it ended,
+recorded once as a usage record however the request ends."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from accounts.selectors import KeyInfo
 from accounts.usage_buffer import UsageEvent, usage_record
 from gateway.canonical import Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from gateway.errors import GatewayError
 from gateway.router import Candidate
+
+T = TypeVar("T")
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
@@ -40,6 +45,25 @@ class Accounting:
     status_code: int = 200
     error_type: str = ""
     recorded: bool = False
+
+    @classmethod
+    def of(cls, request, **fields) -> Accounting:
+        """Accounting for `request`, under the id the response carries."""
+        acct = cls(key=getattr(request, "auth", None), **fields)
+        request_id = getattr(request, "flock_request_id", None)
+        if request_id:
+            acct.request_id = request_id
+        return acct
+
+    async def watch(self, work: Awaitable[T]) -> T:
+        """Awaits `work`; when it fails, records the request as failed before the error goes on
+        to become the response."""
+        try:
+            return await work
+        except GatewayError as exc:
+            self.failed(exc)
+            self.record()
+            raise
 
     def served_by(self, candidate: Candidate) -> None:
         self.node, self.engine, self.model = candidate.node, candidate.engine.kind, candidate.model
@@ -75,7 +99,7 @@ class Accounting:
         usage = self.usage or Usage(prompt_tokens=self.prompt_estimate,
                                     completion_tokens=self.generated_pieces)
         usage_record(UsageEvent(
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
             request_id=self.request_id,
             model=self.model,
             protocol=self.protocol,

@@ -27,6 +27,7 @@ class Candidate:
     node: str
     engine: Engine
     model: str  # the engine's own id for the model
+    context_length: int | None = None
 
 
 @dataclass
@@ -103,7 +104,8 @@ class Router:
         if requested in ("auto", "default", ""):
             name = settings.FLOCK.default_model or next(
                 (lst.models[0].id for _, _, lst in listings if lst.models), "")
-        found = [Candidate(node, engine, model.id) for node, engine, lst in listings
+        found = [Candidate(node, engine, model.id, model.context_length)
+                 for node, engine, lst in listings
                  for model in lst.models if name and _same_model(name, model.id)]
         if found:
             return found

@@ -32,9 +32,13 @@ async def accounted_sse(
     feed: Callable[[Event], Iterable[bytes]],
     end: Callable[[], Iterable[bytes]],
     error: Callable[[GatewayError], Iterable[bytes]],
+    begin: Callable[[], Iterable[bytes]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Renders `events` through the dialect's `feed`/`end`/`error` framers."""
+    """Renders `events` through the dialect's `begin`/`feed`/`end`/`error` framers."""
     try:
+        if begin is not None:
+            for frame in begin():
+                yield frame
         async for event in events:
             acct.saw(event)
             for frame in feed(event):

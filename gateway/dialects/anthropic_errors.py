@@ -22,6 +22,9 @@ _BY_STATUS = {
 }
 
 
+def error_type(error: GatewayError) -> str:
+    return _BY_STATUS.get(error.status, "api_error")
+
+
 def error_body(error: GatewayError) -> dict[str, Any]:
-    kind = _BY_STATUS.get(error.status, "api_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message}}
+    return {"type": "error", "error": {"type": error_type(error), "message": error.message}}

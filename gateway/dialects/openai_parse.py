@@ -111,7 +111,8 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise InvalidRequest(f"tools[{i}].function.name is required", param=f"tools[{i}]")
+            raise InvalidRequest(f"tools[{i}].function.name is required",
+                                 param=f"tools[{i}].function.name")
     return tools or None
 
 
@@ -119,9 +120,11 @@ def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
     value = body.get("response_format")
     if value is None:
         return None
-    if not isinstance(value, dict) or value.get("type") not in ("text", "json_object", "json_schema"):
+    if not isinstance(value, dict):
+        raise InvalidRequest("response_format must be an object", param="response_format")
+    if value.get("type") not in ("text", "json_object", "json_schema"):
         raise InvalidRequest("response_format.type must be text, json_object or json_schema",
-                             param="response_format")
+                             param="response_format.type")
     return None if value["type"] == "text" else value
 
 

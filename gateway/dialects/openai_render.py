@@ -64,6 +64,7 @@ class ChatChunker:
         self.started = False
         self.usage: Usage | None = None
         self.finish: Finish | None = None
+        self.tool_ids: dict[int, str] = {}
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {
@@ -90,9 +91,13 @@ class ChatChunker:
             out.append(self._chunk({"reasoning_content": event.text}))
         elif isinstance(event, ToolCallDelta):
             call: dict[str, Any] = {"index": event.index}
-            if event.id:
-                call["id"] = event.id
+            if event.index not in self.tool_ids:
+                # Some engines stream calls without ids; clients need one to answer the call.
+                self.tool_ids[event.index] = event.id or f"call_{self.id[-12:]}_{event.index}"
+                call["id"] = self.tool_ids[event.index]
                 call["type"] = "function"
+            elif event.id and event.id != self.tool_ids[event.index]:
+                call["id"] = event.id
             function: dict[str, Any] = {"arguments": event.arguments}
             if event.name:
                 function["name"] = event.name

@@ -70,5 +70,9 @@ class Engine(ABC):
     @abstractmethod
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResult: ...
 
+    async def count_tokens(self, request: ChatRequest, model: str) -> int | None:
+        """The prompt's token count by the engine's own tokenizer; None where it has none."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.endpoint}>"

@@ -23,13 +23,44 @@ from gateway.engines.transport import request_json, stream_lines
 from gateway.errors import EngineError, EngineFailed
 
 
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 class OpenAICompatEngine(Engine):
     kind = "vllm"
 
     async def list_models(self) -> list[EngineModel]:
         data = await request_json(self, "GET", "/v1/models", timeout=10)
-        return [EngineModel(id=item["id"], details=item) for item in data.get("data") or []
-                if isinstance(item, dict) and item.get("id")]
+        models = [EngineModel(id=item["id"], details=item,
+                              context_length=_int_or_none(item.get("max_model_len")))
+                  for item in data.get("data") or [] if isinstance(item, dict) and item.get("id")]
+        if self.kind == "llamacpp" and models:
+            # llama-server reports its real context (-c) only in /props.
+            try:
+                props = await request_json(self, "GET", "/props", timeout=5)
+                n_ctx = _int_or_none((props.get("default_generation_settings") or {}).get("n_ctx"))
+            except EngineError:
+                n_ctx = None
+            for model in models:
+                model.context_length = n_ctx or model.context_length
+        return models
+
+    async def count_tokens(self, request: ChatRequest, model: str) -> int | None:
+        if self.kind == "vllm":
+            body = {"model": model, "messages": request.messages}
+            if request.tools:
+                body["tools"] = request.tools
+            data = await request_json(self, "POST", "/tokenize", body, timeout=30)
+            return _int_or_none(data.get("count"))
+        if self.kind == "llamacpp":
+            body = {"messages": request.messages}
+            if request.tools:
+                body["tools"] = request.tools
+            prompt = (await request_json(self, "POST", "/apply-template", body, timeout=30))["prompt"]
+            data = await request_json(self, "POST", "/tokenize", {"content": prompt}, timeout=30)
+            return len(data.get("tokens") or [])
+        return None
 
     async def health(self) -> bool:
         try:

@@ -25,6 +25,7 @@ class Script:
     die_after_chunks: int = -1  # close the socket mid-stream after this many chunks
     finish_reason: str | None = None
     prompt_tokens: int = 7
+    max_model_len: int = 8192
 
 
 class FakeOpenAIEngine:
@@ -84,7 +85,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path in ("/v1/models", "/models"):
             self._json(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake",
+                 "max_model_len": self.fake.script.max_model_len}
                 for m in self.fake.script.models]})
         elif self.path == "/health":
             self._json(200, {"status": "ok"})
@@ -104,7 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not "
                                                   "exist.", "type": "NotFoundError", "code": 404}})
             return
-        if self.path == "/v1/chat/completions":
+        if self.path == "/tokenize":  # vLLM's tokenizer endpoint
+            text = json.dumps(body.get("messages") or body.get("prompt"))
+            self._json(200, {"count": len(text) // 3, "max_model_len": script.max_model_len,
+                             "tokens": list(range(len(text) // 3))})
+        elif self.path == "/v1/chat/completions":
             self._chat(body)
         elif self.path == "/v1/completions":
             self._completion(body)

@@ -252,3 +252,22 @@ def test_unknown_v1_paths_are_a_json_404(gateway):
     r = httpx.get(gateway.v1 + "/nothing-here", headers=gateway.headers())
     assert r.status_code == 404
     assert "error" in r.json()
+
+
+def test_a_model_can_be_retrieved_by_id(gateway):
+    r = httpx.get(gateway.v1 + "/models/fake-model", headers=gateway.headers())
+    assert r.status_code == 200 and r.json()["id"] == "fake-model"
+    missing = httpx.get(gateway.v1 + "/models/nope", headers=gateway.headers())
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_streamed_tool_calls_without_ids_get_one(gateway):
+    from gateway.canonical import ToolCallDelta
+    from gateway.dialects.openai_render import ChatChunker
+
+    chunker = ChatChunker(id="chatcmpl-abc", model="m", created=0, include_usage=False)
+    first = chunker.feed(ToolCallDelta(index=0, name="f", arguments='{"a"'))[-1]
+    more = chunker.feed(ToolCallDelta(index=0, arguments=": 1}"))[-1]
+    call = first["choices"][0]["delta"]["tool_calls"][0]
+    assert call["id"].startswith("call_") and call["type"] == "function"
+    assert "id" not in more["choices"][0]["delta"]["tool_calls"][0]

@@ -1,0 +1,67 @@
+"""The Anthropic Messages surface: POST /v1/messages and /v1/messages/count_tokens."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Router
+
+from gateway.attempts import PING, call_first, open_stream
+from gateway.canonical import Event
+from gateway.dialects import anthropic_errors, anthropic_parse, anthropic_render
+from gateway.errors import GatewayError
+from gateway.limits import estimate_prompt_tokens, fit_to
+from gateway.pipeline import Accounting
+from gateway.responses import read_json
+from gateway.router import router as model_router
+from gateway.streaming import accounted_sse, sse_response
+
+router = Router()
+
+
+@router.post("")
+async def messages(request: HttpRequest) -> HttpResponse:
+    req = anthropic_parse.parse_messages(read_json(request))
+    acct = Accounting.of(request, protocol="anthropic", endpoint="messages",
+                      model=req.model, stream=req.stream)
+    acct.prompt_estimate = estimate_prompt_tokens(req)
+    candidates = await acct.watch(model_router.candidates(req.model))
+    message_id = "msg_" + uuid.uuid4().hex[:24]
+    if not req.stream:
+        result = await acct.watch(call_first(
+            candidates, acct, lambda c: c.engine.chat(fit_to(req, c, acct.prompt_estimate), c.model)))
+        acct.answered(result.usage)
+        acct.record()
+        body = anthropic_render.message(result, id=message_id, model=acct.model)
+        return JsonResponse(body)
+    events = await acct.watch(open_stream(
+        candidates, acct,
+        lambda c: c.engine.chat_stream(fit_to(req, c, acct.prompt_estimate), c.model)))
+    streamer = anthropic_render.MessageStreamer(id=message_id, model=acct.model,
+                                                input_estimate=acct.prompt_estimate)
+
+    def feed(event: Event) -> list[bytes]:
+        return streamer.ping() if event is PING else streamer.feed(event)
+
+    def error(exc: GatewayError) -> list[bytes]:
+        return streamer.error(anthropic_errors.error_type(exc), exc.message)
+
+    body = accounted_sse(events, acct, begin=streamer.start, feed=feed, end=streamer.end,
+                         error=error)
+    return sse_response(body, acct)
+
+
+@router.post("/count_tokens")
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    req = anthropic_parse.parse_messages(read_json(request), count_only=True)
+    candidates = await model_router.candidates(req.model)
+    count = None
+    for candidate in candidates:
+        try:
+            count = await candidate.engine.count_tokens(req, candidate.model)
+        except GatewayError:  # an engine without the endpoint, or one that is down
+            continue
+        break
+    return JsonResponse({"input_tokens": count if count is not None
+                         else estimate_prompt_tokens(req)})
