@@ -51,6 +51,7 @@ class UsageBuffer:
         self._flush_lock = threading.Lock()
         self.dropped = 0
         self.written = 0
+        self.background = True  # flush from a thread; tests turn it off and flush themselves
 
     def __len__(self) -> int:
         return len(self._items)
@@ -101,6 +102,8 @@ class UsageBuffer:
                 self.written += len(batch)
 
     def _ensure_thread(self) -> None:
+        if not self.background:
+            return
         if self._thread is not None and self._thread.is_alive():
             return
         with self._lock:

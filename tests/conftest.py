@@ -18,6 +18,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _usage_flushed_by_tests() -> None:
+    """Tests flush usage themselves, so no background thread touches the database between them."""
+    from accounts.usage_buffer import buffer
+
+    buffer.background = False
+
+
 @pytest.fixture(autouse=True)
 def _fresh_gateway_caches() -> Iterator[None]:
     from gateway.auth import forget_cached_keys
