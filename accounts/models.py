@@ -20,6 +20,10 @@ class ApiKey(models.Model):
     lookup = models.CharField(max_length=32, unique=True)
     secret_hash = models.CharField(max_length=64)
     daily_token_quota = models.PositiveBigIntegerField(default=0, help_text="0 means unlimited")
+    rpm_limit = models.PositiveIntegerField(default=0, help_text="requests per minute; 0 means unlimited")
+    allowed_models = models.JSONField(default=list, blank=True,
+                                      help_text="model ids this key may call; empty means all")
+    expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -32,7 +36,10 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        from django.utils import timezone
+
+        return self.revoked_at is None and (self.expires_at is None
+                                            or self.expires_at > timezone.now())
 
 
 class Outcome(models.TextChoices):
@@ -72,3 +79,33 @@ class UsageRecord(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class AuditEntry(models.Model):
+    """One admin mutation. Append-only: rows are chained by hash (each row's hash covers its
+    content and the previous row's hash), so `audit --verify` detects any edit or deletion."""
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=10)  # api | cli | admin | system
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=60, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("audit entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("audit entries are append-only")

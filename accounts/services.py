@@ -1,13 +1,17 @@
-"""Writes for keys and usage."""
+"""Writes for keys. Every mutation writes one audit entry in the same transaction."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts import keys
+from accounts.audit import Actor, audit_record
 from accounts.models import ApiKey, Scope
+from accounts.revocation import keys_changed
 
 
 @dataclass(frozen=True)
@@ -17,19 +21,40 @@ class IssuedKey:
 
 
 def key_create(*, name: str, scope: str = Scope.USER, daily_token_quota: int = 0,
-               owner=None) -> IssuedKey:
+               rpm_limit: int = 0, allowed_models: list[str] | None = None,
+               expires_at: datetime | None = None, owner=None,
+               actor: Actor | None = None) -> IssuedKey:
     """Creates an API key and returns its plaintext, which is not kept anywhere."""
     if scope not in Scope.values:
         raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(Scope.values)}")
+    if not name.strip():
+        raise ValueError("a key needs a name")
+    if daily_token_quota < 0 or rpm_limit < 0:
+        raise ValueError("quota and rpm limits cannot be negative")
     plaintext = keys.generate()
-    key = ApiKey.objects.create(
-        name=name, scope=scope, daily_token_quota=daily_token_quota, owner=owner,
-        lookup=keys.lookup_of(plaintext), secret_hash=keys.hash_of(plaintext),
-    )
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name.strip(), scope=scope, daily_token_quota=daily_token_quota,
+            rpm_limit=rpm_limit, allowed_models=list(allowed_models or []),
+            expires_at=expires_at, owner=owner,
+            lookup=keys.lookup_of(plaintext), secret_hash=keys.hash_of(plaintext),
+        )
+        audit_record(actor=actor or Actor.system(), action="token.create",
+                     target=f"key:{key.id}",
+                     details={"name": key.name, "scope": scope, "daily_token_quota": daily_token_quota,
+                              "rpm_limit": rpm_limit, "allowed_models": key.allowed_models,
+                              "expires_at": expires_at.isoformat() if expires_at else None})
     return IssuedKey(key=key, plaintext=plaintext)
 
 
-def key_revoke(*, key: ApiKey) -> ApiKey:
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def key_revoke(*, key: ApiKey, actor: Actor | None = None) -> ApiKey:
+    """Revokes the key; every gateway process refuses it within a second."""
+    with transaction.atomic():
+        changed = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now())
+        if changed:
+            audit_record(actor=actor or Actor.system(), action="token.revoke",
+                         target=f"key:{key.pk}", details={"name": key.name})
+            transaction.on_commit(keys_changed)
     key.refresh_from_db()
     return key

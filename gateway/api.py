@@ -10,6 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 from ninja.errors import HttpError as NinjaHttpError
 
+from gateway.admission import admit
 from gateway.api_anthropic import router as anthropic_router
 from gateway.attempts import PING, call_first, open_stream
 from gateway.auth import InferenceKey
@@ -90,12 +91,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_prompt_tokens(req)
     candidates = await acct.watch(router.candidates(req.model))
+    candidates = await acct.watch(admit(acct, req.model, candidates,
+                                        prompt_tokens=acct.prompt_estimate,
+                                        max_tokens=req.max_tokens))
     chat_id = new_id("chatcmpl")
     if not req.stream:
         result = await acct.watch(call_first(
             candidates, acct, lambda c: c.engine.chat(fit_to(req, c, acct.prompt_estimate), c.model)))
         acct.answered(result.usage)
-        acct.record()
+        await acct.finish()
         body = openai_render.chat_completion(result, id=chat_id, model=acct.model,
                                              created=acct.created)
         return JsonResponse(body)
@@ -120,12 +124,15 @@ async def completions(request: HttpRequest) -> HttpResponse:
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_tokens(req.prompt if isinstance(req.prompt, str) else "")
     candidates = await acct.watch(router.candidates(req.model))
+    candidates = await acct.watch(admit(acct, req.model, candidates,
+                                        prompt_tokens=acct.prompt_estimate,
+                                        max_tokens=req.max_tokens))
     cmpl_id = new_id("cmpl")
     if not req.stream:
         result = await acct.watch(call_first(candidates, acct,
                                              lambda c: c.engine.complete(req, c.model)))
         acct.answered(result.usage)
-        acct.record()
+        await acct.finish()
         body = openai_render.text_completion(result, id=cmpl_id, model=acct.model,
                                              created=acct.created)
         return JsonResponse(body)
@@ -161,9 +168,13 @@ async def completions(request: HttpRequest) -> HttpResponse:
 async def embeddings(request: HttpRequest) -> HttpResponse:
     req = openai_parse.parse_embeddings(read_json(request))
     acct = Accounting.of(request, protocol="openai", endpoint="embeddings", model=req.model)
+    acct.prompt_estimate = sum(estimate_tokens(t) if isinstance(t, str) else len(t)
+                               for t in req.input)
     candidates = await acct.watch(router.candidates(req.model))
+    candidates = await acct.watch(admit(acct, req.model, candidates,
+                                        prompt_tokens=acct.prompt_estimate, max_tokens=0))
     result = await acct.watch(call_first(candidates, acct, lambda c: c.engine.embed(req, c.model)))
     acct.answered(Usage(prompt_tokens=result.prompt_tokens))
-    acct.record()
+    await acct.finish()
     body = openai_render.embeddings(result, model=acct.model, encoding_format=req.encoding_format)
     return JsonResponse(body)

@@ -7,6 +7,7 @@ import uuid
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 
+from gateway.admission import admit
 from gateway.attempts import PING, call_first, open_stream
 from gateway.canonical import Event
 from gateway.dialects import anthropic_errors, anthropic_parse, anthropic_render
@@ -27,12 +28,15 @@ async def messages(request: HttpRequest) -> HttpResponse:
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_prompt_tokens(req)
     candidates = await acct.watch(model_router.candidates(req.model))
+    candidates = await acct.watch(admit(acct, req.model, candidates,
+                                        prompt_tokens=acct.prompt_estimate,
+                                        max_tokens=req.max_tokens))
     message_id = "msg_" + uuid.uuid4().hex[:24]
     if not req.stream:
         result = await acct.watch(call_first(
             candidates, acct, lambda c: c.engine.chat(fit_to(req, c, acct.prompt_estimate), c.model)))
         acct.answered(result.usage)
-        acct.record()
+        await acct.finish()
         body = anthropic_render.message(result, id=message_id, model=acct.model)
         return JsonResponse(body)
     events = await acct.watch(open_stream(

@@ -11,14 +11,27 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja.security.base import AuthBase
 
+from accounts import revocation
 from accounts.models import Scope
 from accounts.selectors import KeyInfo, key_authenticate
 from gateway.errors import AuthenticationFailed, PermissionDenied
 
-CACHE_SECONDS = 5.0
-ANONYMOUS = KeyInfo(id=0, name="anonymous", scope=Scope.USER, daily_token_quota=0)
+CACHE_SECONDS = 30.0
+ANONYMOUS = KeyInfo(id=0, name="anonymous", scope=Scope.USER)
 
 _cache: dict[str, tuple[KeyInfo | None, float]] = {}
+_generation = {"seen": None, "checked": 0.0}
+
+
+async def _follow_revocations(now: float) -> None:
+    """Drops cached keys when another process (or this one) revoked or changed a key."""
+    if now - _generation["checked"] < revocation.CHECK_SECONDS:
+        return
+    _generation["checked"] = now
+    current = await revocation.ageneration()
+    if current != _generation["seen"]:
+        _cache.clear()
+        _generation["seen"] = current
 
 
 def presented_key(request: HttpRequest) -> str:
@@ -32,6 +45,7 @@ def presented_key(request: HttpRequest) -> str:
 async def authenticate_key(plaintext: str) -> KeyInfo | None:
     digest = hashlib.sha256(plaintext.encode()).hexdigest()
     now = time.monotonic()
+    await _follow_revocations(now)
     hit = _cache.get(digest)
     if hit is not None and hit[1] > now:
         return hit[0]
@@ -44,6 +58,8 @@ async def authenticate_key(plaintext: str) -> KeyInfo | None:
 
 def forget_cached_keys() -> None:
     _cache.clear()
+    _generation["seen"] = None
+    _generation["checked"] = 0.0
 
 
 class InferenceKey(AuthBase):

@@ -3,12 +3,13 @@ recorded once as a usage record however the request ends."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from accounts.selectors import KeyInfo
 from accounts.usage_buffer import UsageEvent, usage_record
@@ -17,6 +18,7 @@ from gateway.errors import GatewayError
 from gateway.router import Candidate
 
 T = TypeVar("T")
+log = logging.getLogger("flock.gateway")
 
 
 def new_id(prefix: str) -> str:
@@ -41,6 +43,7 @@ class Accounting:
     usage: Usage | None = None
     generated_pieces: int = 0
     prompt_estimate: int = 0
+    reservation: Any = None  # accounts.quota.Reservation, settled in finish()
     outcome: str = "ok"
     status_code: int = 200
     error_type: str = ""
@@ -62,7 +65,7 @@ class Accounting:
             return await work
         except GatewayError as exc:
             self.failed(exc)
-            self.record()
+            await self.finish()
             raise
 
     def served_by(self, candidate: Candidate) -> None:
@@ -91,13 +94,34 @@ class Accounting:
         else:
             self.status_code, self.error_type = 500, type(error).__name__
 
+    def final_usage(self) -> Usage:
+        """What the engine reported, or, for a request cut short, what we saw of it."""
+        if self.usage is not None:
+            return self.usage
+        if self.first_token_at is None and self.outcome != "ok":
+            return Usage()  # nothing reached the engine's output
+        return Usage(prompt_tokens=self.prompt_estimate, completion_tokens=self.generated_pieces)
+
+    async def finish(self) -> None:
+        """Settles the quota reservation with the true count, then records the request."""
+        if self.recorded:
+            return
+        if self.reservation is not None:
+            from accounts.quota import quota_settle
+
+            usage = self.final_usage()
+            try:
+                await quota_settle(self.reservation, usage.prompt_tokens + usage.completion_tokens)
+            except Exception:  # a cache outage must not lose the usage record
+                log.exception("could not settle the quota of request %s", self.request_id)
+        self.record()
+
     def record(self) -> None:
         if self.recorded:
             return
         self.recorded = True
         now = time.monotonic()
-        usage = self.usage or Usage(prompt_tokens=self.prompt_estimate,
-                                    completion_tokens=self.generated_pieces)
+        usage = self.final_usage()
         usage_record(UsageEvent(
             created_at=datetime.now(UTC),
             request_id=self.request_id,

@@ -106,7 +106,7 @@ class Router:
                 (lst.models[0].id for _, _, lst in listings if lst.models), "")
         found = [Candidate(node, engine, model.id, model.context_length)
                  for node, engine, lst in listings
-                 for model in lst.models if name and _same_model(name, model.id)]
+                 for model in lst.models if name and same_model(name, model.id)]
         if found:
             return found
         failures = [lst.error for _, _, lst in listings if lst.error is not None]
@@ -118,7 +118,7 @@ class Router:
             f"Available: {', '.join(served) or 'none'}.", param="model")
 
 
-def _same_model(requested: str, engine_id: str) -> bool:
+def same_model(requested: str, engine_id: str) -> bool:
     if requested == engine_id:
         return True
     a, b = _normal(requested), _normal(engine_id)

@@ -60,4 +60,4 @@ async def accounted_sse(
             yield frame
     finally:
         await events.aclose()  # type: ignore[attr-defined]
-        acct.record()
+        await acct.finish()

@@ -1,0 +1,122 @@
+"""Daily token quotas and per-minute request limits, held in Django's cache so they are atomic
+across gateway processes with Redis (and within one process without it).
+
+A request reserves an estimate of its tokens at admission and settles the true count when it
+ends, so concurrent requests cannot all pass a check that only the first should pass; the most a
+key can overshoot its quota by is what the requests in flight were granted."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asgiref.sync import sync_to_async
+from django.core.cache import cache
+
+from accounts.selectors import KeyInfo
+from gateway.errors import RateLimited
+
+DAY_TTL = 2 * 24 * 3600
+MAX_RESERVATION = 32_768  # a single request never reserves more than this
+
+
+def _day(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%d")
+
+
+def quota_key(key_id: int, day: str | None = None) -> str:
+    return f"quota:{key_id}:{day or _day()}"
+
+
+def seconds_to_reset(now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(int((tomorrow - now).total_seconds()), 1)
+
+
+def _spent_today_from_ledger(key_id: int) -> int:
+    from django.db.models import F, Sum
+
+    from accounts.models import UsageRecord
+
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    total = (UsageRecord.objects.filter(key_id=key_id, created_at__gte=start)
+             .aggregate(t=Sum(F("prompt_tokens") + F("completion_tokens")))["t"])
+    return int(total or 0)
+
+
+def _ensure_counter(name: str, key_id: int) -> None:
+    """Creates today's counter from the usage ledger when it does not exist (a new day, or a
+    cache that lost its data), so a restart never hands out a fresh quota."""
+    if cache.get(name) is None:
+        cache.add(name, _spent_today_from_ledger(key_id), DAY_TTL)
+
+
+@dataclass
+class Reservation:
+    key_id: int
+    counter: str
+    reserved: int
+    settled: bool = False
+
+
+def quota_reserve_sync(key: KeyInfo, estimate: int) -> Reservation | None:
+    """Reserves `estimate` tokens of the key's daily quota or raises RateLimited."""
+    if not key.daily_token_quota or not key.id:
+        return None
+    amount = max(1, min(estimate, MAX_RESERVATION))
+    name = quota_key(key.id)
+    _ensure_counter(name, key.id)
+    try:
+        total = cache.incr(name, amount)
+    except ValueError:  # expired between the check and the incr
+        cache.add(name, 0, DAY_TTL)
+        total = cache.incr(name, amount)
+    if total > key.daily_token_quota:
+        cache.decr(name, amount)
+        reset = seconds_to_reset()
+        raise RateLimited(
+            f"Daily token quota of {key.daily_token_quota} for key '{key.name}' is used up "
+            f"(this request needs about {amount}); it resets at 00:00 UTC, in {reset} s.",
+            headers={"retry-after": str(reset)}, code="quota_exceeded")
+    return Reservation(key.id, name, amount)
+
+
+def quota_settle_sync(reservation: Reservation | None, actual: int) -> None:
+    """Replaces the reservation by the true token count."""
+    if reservation is None or reservation.settled:
+        return
+    reservation.settled = True
+    delta = actual - reservation.reserved
+    try:
+        if delta > 0:
+            cache.incr(reservation.counter, delta)
+        elif delta < 0:
+            cache.decr(reservation.counter, -delta)
+    except ValueError:
+        pass  # the day rolled over; the new counter starts from the ledger
+
+
+def rate_check_sync(key: KeyInfo, rpm_limit: int) -> None:
+    """Counts one request against the key's per-minute limit, or raises RateLimited."""
+    if not rpm_limit or not key.id:
+        return
+    now = time.time()
+    minute = int(now // 60)
+    name = f"rpm:{key.id}:{minute}"
+    cache.add(name, 0, 120)
+    try:
+        count = cache.incr(name)
+    except ValueError:
+        cache.add(name, 0, 120)
+        count = cache.incr(name)
+    if count > rpm_limit:
+        retry = max(int(60 - now % 60), 1)
+        raise RateLimited(f"Key '{key.name}' is limited to {rpm_limit} requests per minute; "
+                          f"retry in {retry} s.", headers={"retry-after": str(retry)})
+
+
+quota_reserve = sync_to_async(quota_reserve_sync, thread_sensitive=False)
+quota_settle = sync_to_async(quota_settle_sync, thread_sensitive=False)
+rate_check = sync_to_async(rate_check_sync, thread_sensitive=False)
