@@ -136,4 +136,4 @@ def usage_flush() -> int:
     return buffer.flush()
 
 
-atexit.register(lambda: buffer.flush() if len(buffer) else None)
+atexit.register(lambda: buffer.flush() if buffer.background and len(buffer) else None)

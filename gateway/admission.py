@@ -13,6 +13,9 @@ COMPLETION_RESERVE_MAX = 4096
 
 
 def reservation_estimate(prompt_tokens: int, max_tokens: int | None) -> int:
+    """Prompt tokens (a high guess) plus the answer's token budget, capped."""
+    if max_tokens == 0:  # embeddings: no answer tokens
+        return prompt_tokens
     completion = min(max_tokens or COMPLETION_RESERVE_DEFAULT, COMPLETION_RESERVE_MAX)
     return prompt_tokens + completion
 
@@ -34,7 +37,8 @@ def allowed_candidates(acct: Accounting, requested: str,
 
 async def admit(acct: Accounting, requested: str, candidates: list[Candidate], *,
                 prompt_tokens: int, max_tokens: int | None) -> list[Candidate]:
-    """Checks the key's limits and reserves quota; returns the candidates it may use."""
+    """Checks the key's limits and reserves quota; returns the candidates it may use.
+    `prompt_tokens` should err high (gateway.limits.reservation_prompt_tokens)."""
     candidates = allowed_candidates(acct, requested, candidates)
     if acct.key is not None:
         await rate_check(acct.key, acct.key.rpm_limit)

@@ -17,7 +17,12 @@ from gateway.auth import InferenceKey
 from gateway.canonical import Event, Finish, TextDelta, Usage
 from gateway.dialects import anthropic_render, openai_errors, openai_parse, openai_render
 from gateway.errors import AuthenticationFailed, GatewayError, ModelNotFound
-from gateway.limits import estimate_prompt_tokens, fit_to
+from gateway.limits import (
+    estimate_prompt_tokens,
+    fit_to,
+    reservation_prompt_tokens,
+    text_reservation_tokens,
+)
 from gateway.pipeline import Accounting, estimate_tokens, new_id
 from gateway.responses import dialect_of, error_response, read_json
 from gateway.router import router
@@ -92,7 +97,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     acct.prompt_estimate = estimate_prompt_tokens(req)
     candidates = await acct.watch(router.candidates(req.model))
     candidates = await acct.watch(admit(acct, req.model, candidates,
-                                        prompt_tokens=acct.prompt_estimate,
+                                        prompt_tokens=reservation_prompt_tokens(req),
                                         max_tokens=req.max_tokens))
     chat_id = new_id("chatcmpl")
     if not req.stream:
@@ -125,7 +130,9 @@ async def completions(request: HttpRequest) -> HttpResponse:
     acct.prompt_estimate = estimate_tokens(req.prompt if isinstance(req.prompt, str) else "")
     candidates = await acct.watch(router.candidates(req.model))
     candidates = await acct.watch(admit(acct, req.model, candidates,
-                                        prompt_tokens=acct.prompt_estimate,
+                                        prompt_tokens=text_reservation_tokens(
+                                            req.prompt if isinstance(req.prompt, list)
+                                            else [req.prompt]),
                                         max_tokens=req.max_tokens))
     cmpl_id = new_id("cmpl")
     if not req.stream:
@@ -172,7 +179,8 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
                                for t in req.input)
     candidates = await acct.watch(router.candidates(req.model))
     candidates = await acct.watch(admit(acct, req.model, candidates,
-                                        prompt_tokens=acct.prompt_estimate, max_tokens=0))
+                                        prompt_tokens=text_reservation_tokens(req.input),
+                                        max_tokens=0))
     result = await acct.watch(call_first(candidates, acct, lambda c: c.engine.embed(req, c.model)))
     acct.answered(Usage(prompt_tokens=result.prompt_tokens))
     await acct.finish()

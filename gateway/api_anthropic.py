@@ -12,7 +12,7 @@ from gateway.attempts import PING, call_first, open_stream
 from gateway.canonical import Event
 from gateway.dialects import anthropic_errors, anthropic_parse, anthropic_render
 from gateway.errors import GatewayError
-from gateway.limits import estimate_prompt_tokens, fit_to
+from gateway.limits import estimate_prompt_tokens, fit_to, reservation_prompt_tokens
 from gateway.pipeline import Accounting
 from gateway.responses import read_json
 from gateway.router import router as model_router
@@ -29,7 +29,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
     acct.prompt_estimate = estimate_prompt_tokens(req)
     candidates = await acct.watch(model_router.candidates(req.model))
     candidates = await acct.watch(admit(acct, req.model, candidates,
-                                        prompt_tokens=acct.prompt_estimate,
+                                        prompt_tokens=reservation_prompt_tokens(req),
                                         max_tokens=req.max_tokens))
     message_id = "msg_" + uuid.uuid4().hex[:24]
     if not req.stream:

@@ -28,9 +28,12 @@ def _usage_flushed_by_tests() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_gateway_caches() -> Iterator[None]:
+    from django.core.cache import cache
+
     from gateway.auth import forget_cached_keys
     from gateway.router import router
 
+    cache.clear()  # quota and rate counters, key generations: per test, in Redis too
     router.reset()
     forget_cached_keys()
     yield

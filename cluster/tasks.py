@@ -1,0 +1,14 @@
+"""Celery tasks for the cluster app. Thin: each parses its arguments and calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from cluster import services
+
+
+@shared_task(name="cluster.engine_watchdog_tick", soft_time_limit=150, time_limit=180)
+def engine_watchdog_tick(name: str = "embedded") -> dict:
+    # The watched process lives in the `up` process, so `up` runs this with .apply() (locally);
+    # the limits cover a restart, which waits for the engine to load its model.
+    return services.engine_watchdog_tick(name=name)
