@@ -82,3 +82,36 @@ class InferenceKey(AuthBase):
                                    code="insufficient_scope")
         request.flock_key = info  # type: ignore[attr-defined]
         return info
+
+
+class AdminKey(AuthBase):
+    """ninja auth for /admin/v1: admin keys only (node keys also pass where `allow_node`)."""
+
+    openapi_type = "apiKey"
+
+    def __init__(self, *, allow_node: bool = False) -> None:
+        super().__init__()
+        self.allow_node = allow_node
+
+    async def __call__(self, request: HttpRequest) -> KeyInfo:
+        plaintext = presented_key(request)
+        if not plaintext:
+            raise AuthenticationFailed("No API key provided. Admin endpoints need an admin key.")
+        info = await authenticate_key(plaintext)
+        if info is None:
+            raise AuthenticationFailed("Invalid API key.")
+        allowed = (Scope.ADMIN, Scope.NODE) if self.allow_node else (Scope.ADMIN,)
+        if info.scope not in allowed:
+            raise PermissionDenied(f"A {info.scope}-scope key cannot use this admin endpoint.",
+                                   code="insufficient_scope")
+        request.flock_key = info  # type: ignore[attr-defined]
+        return info
+
+
+def request_actor(request: HttpRequest):
+    """The audit Actor for an admin API call: the key that made it and the caller's address."""
+    from accounts.audit import Actor
+
+    info: KeyInfo = request.auth  # type: ignore[attr-defined]
+    return Actor(name=f"key:{info.name}", source="api", key_id=info.id,
+                 ip=request.META.get("REMOTE_ADDR") or None)
