@@ -58,3 +58,24 @@ def key_revoke(*, key: ApiKey, actor: Actor | None = None) -> ApiKey:
             transaction.on_commit(keys_changed)
     key.refresh_from_db()
     return key
+
+
+KEY_EDITABLE = ("name", "daily_token_quota", "rpm_limit", "allowed_models", "expires_at", "owner")
+
+
+def key_update(*, key: ApiKey, actor: Actor | None = None, **changes) -> ApiKey:
+    """Changes a key's limits or label; gateways pick the change up within a second."""
+    unknown = set(changes) - set(KEY_EDITABLE)
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(sorted(unknown))} on a key")
+    before = {name: getattr(key, name) for name in changes}
+    with transaction.atomic():
+        for name, value in changes.items():
+            setattr(key, name, value)
+        key.save(update_fields=list(changes))
+        diff = {name: [str(before[name]), str(value)] for name, value in changes.items()
+                if before[name] != value}
+        audit_record(actor=actor or Actor.system(), action="token.update",
+                     target=f"key:{key.pk}", details=diff)
+        transaction.on_commit(keys_changed)
+    return key

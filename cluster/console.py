@@ -46,3 +46,13 @@ class Console:
 
     def hint(self, text: str) -> None:
         self._write(f"    {self.paint(text, 'dim')}")
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """Rows as a plain text table; `columns` is [(key, heading), ...]."""
+    cells = [[heading for _, heading in columns]]
+    cells += [["" if row.get(key) is None else str(row.get(key)) for key, _ in columns]
+              for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
