@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup up test test-sqlite test-postgres services lint bench clean
+.PHONY: setup up test test-sqlite test-postgres services clients lint bench clean
 
 setup: $(STAMP)
 
@@ -20,13 +20,17 @@ up: setup
 services:
 	@bash scripts/services.sh
 
-test: setup services test-sqlite test-postgres
+# Real clients (aider, Claude Code, Continue's cn, the npm SDKs), cached per machine.
+clients:
+	@bash scripts/clients.sh $(PY)
 
-test-sqlite: setup
+test: setup clients services test-sqlite test-postgres
+
+test-sqlite: setup clients
 	@echo "==> test suite on SQLite, in-process cache and eager Celery"
 	@$(VENV)/bin/pytest -q
 
-test-postgres: setup services
+test-postgres: setup services clients
 	@echo "==> test suite on PostgreSQL and Redis"
 	@DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(VENV)/bin/pytest -q
 

@@ -29,6 +29,10 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" \
   exit 0
 fi
 
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "==> installing Node.js and npm from Debian's packages"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "clients.sh: '$tool' is not installed (apt-get install nodejs npm)" >&2; exit 1; }
 done

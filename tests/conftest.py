@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -141,3 +142,49 @@ def live_gateway(server: _ServerThread, *, kind: str, endpoint: str,
 def gateway(_server: _ServerThread, transactional_db, fake_engine: FakeOpenAIEngine) -> LiveGateway:
     """The gateway served over real HTTP, with one leader node whose engine is the fake."""
     return live_gateway(_server, kind="vllm", endpoint=fake_engine.url, engine=fake_engine)
+
+
+# --- the real engine: llama.cpp's llama-server serving the gemma-3 270M GGUF ---------------------
+
+MODEL_CACHE = Path.home() / ".cache" / "flock" / "models"
+
+
+@pytest.fixture(scope="session")
+def gguf() -> Path:
+    from cluster.embedded import model_path
+
+    # Assembled once per machine rather than into every test run's temporary data dir.
+    return model_path(MODEL_CACHE.parent)
+
+
+def _engine(tmp_path_factory, gguf: Path, name: str):
+    from cluster.embedded import EmbeddedEngine
+
+    engine = EmbeddedEngine(tmp_path_factory.mktemp(name), model=gguf, ready_timeout=120)
+    engine.start()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory, gguf) -> Iterator:
+    engine = _engine(tmp_path_factory, gguf, "llama")
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def doomed_llama_server(tmp_path_factory, gguf) -> Iterator:
+    """A llama-server of its own, for tests that kill it."""
+    engine = _engine(tmp_path_factory, gguf, "doomed")
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def real_gateway(_server, transactional_db, llama_server) -> LiveGateway:
+    return live_gateway(_server, kind="llamacpp", endpoint=llama_server.endpoint)
+
+
+@pytest.fixture
+def doomed_gateway(_server, transactional_db, doomed_llama_server) -> LiveGateway:
+    return live_gateway(_server, kind="llamacpp", endpoint=doomed_llama_server.endpoint)

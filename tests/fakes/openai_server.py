@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +26,9 @@ class Script:
     finish_reason: str | None = None
     prompt_tokens: int = 7
     max_model_len: int = 8192
+    # An agent's second turn: once the request carries a tool result (or no longer offers the
+    # scripted tool), answer with this text instead of calling the tool again.
+    text_after_tool: str | None = None
 
 
 class FakeOpenAIEngine:
@@ -124,12 +127,21 @@ class _Handler(BaseHTTPRequestHandler):
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
-    def _finish(self) -> str:
-        script = self.fake.script
+    def _finish(self, script: Script) -> str:
         return script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
 
-    def _chat(self, body: dict[str, Any]) -> None:
+    def _chat_script(self, body: dict[str, Any]) -> Script:
         script = self.fake.script
+        if script.text_after_tool is None or not script.tool_calls:
+            return script
+        offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or []}
+        answered = any(m.get("role") == "tool" for m in body.get("messages") or [])
+        if answered or not offered & {c["name"] for c in script.tool_calls}:
+            return replace(script, text=script.text_after_tool, tool_calls=[])
+        return script
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        script = self._chat_script(body)
         pieces = _tokens(script.text) if script.text else []
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": script.text or None}
@@ -144,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                 "model": body["model"],
                 "choices": [{"index": 0, "message": message, "logprobs": None,
-                             "finish_reason": self._finish()}],
+                             "finish_reason": self._finish(script)}],
                 "usage": self._usage(len(pieces) + len(script.tool_calls))})
             return
         chunks: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
@@ -159,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append({"tool_calls": [{"index": i,
                                                "function": {"arguments": args[start:start + 5]}}]})
         frames = [self._chunk(body, delta, None) for delta in chunks]
-        frames.append(self._chunk(body, {}, self._finish()))
+        frames.append(self._chunk(body, {}, self._finish(script)))
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if include_usage:
             frames.append({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
