@@ -118,10 +118,15 @@ def model_path(data_dir: Path) -> Path:
     return target
 
 
+DEFAULT_ANSWER_TOKENS = 256
+
+
 def server_argv(model: Path, port: int, *, alias: str = MODEL_ALIAS, context: int = 4096,
                 embeddings: bool = True) -> list[str]:
+    # -n: the small base model rarely stops by itself; without a default cap a request that sets
+    # no max_tokens would generate until the context is full (minutes on a CPU).
     argv = [str(server_binary()), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-            "--alias", alias, "-c", str(context), "--no-webui"]
+            "--alias", alias, "-c", str(context), "-n", str(DEFAULT_ANSWER_TOKENS), "--no-webui"]
     if embeddings:
         # Chat keeps working with --embeddings on this build; this model needs mean pooling.
         argv += ["--embeddings", "--pooling", "mean"]
