@@ -61,10 +61,15 @@ class Router:
         engines, expires = self._pool
         if expires > time.monotonic():
             return engines
+        from catalog.selectors import served_endpoints
         from cluster.selectors import nodes_routable
 
         nodes = await sync_to_async(lambda: list(nodes_routable()), thread_sensitive=False)()
         engines = [(n.name, self._engine(n.engine, n.engine_endpoint, n.name)) for n in nodes]
+        # Models added with `model add` may run in llama-servers of their own beside the engine.
+        extra = await sync_to_async(served_endpoints, thread_sensitive=False)()
+        engines += [(node, self._engine(kind, endpoint, node)) for node, kind, endpoint in extra
+                    if (node, endpoint) not in {(n.name, n.engine_endpoint) for n in nodes}]
         cfg = settings.FLOCK
         if not engines and cfg.engine:
             engines = [("local", self._engine(cfg.engine, cfg.endpoints[cfg.engine], "local"))]

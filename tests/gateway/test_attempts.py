@@ -51,3 +51,23 @@ def test_a_slow_engine_gets_keepalive_comments_before_its_first_token(gateway):
         raw = r.read().decode()
     assert raw.startswith(": ping\n\n")
     assert "Hello" in raw and raw.endswith("data: [DONE]\n\n")
+
+
+def test_a_model_added_into_its_own_llama_server_is_routable(gateway):
+    from catalog.models import InstalledModel, InstallState
+    from cluster.models import Node
+
+    extra = FakeOpenAIEngine().start()
+    extra.script.models = ["qwen-added"]
+    extra.script.text = "from the added model"
+    try:
+        InstalledModel.objects.create(
+            model_id="qwen-added", spec="file:/models/qwen.gguf", node=Node.objects.get(),
+            engine="llamacpp", engine_model="qwen-added", source="/models/qwen.gguf",
+            state=InstallState.READY, serve_endpoint=extra.url)
+        r = httpx.post(gateway.v1 + "/chat/completions", headers=gateway.headers(),
+                       json={"model": "qwen-added", "messages": [{"role": "user", "content": "x"}]})
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "from the added model"
+    finally:
+        extra.stop()
