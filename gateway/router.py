@@ -15,7 +15,7 @@ from django.conf import settings
 from gateway.canonical import EngineModel
 from gateway.engines.base import Engine
 from gateway.engines.registry import make_engine
-from gateway.errors import EngineError, EngineUnreachable, ModelNotFound
+from gateway.errors import EngineError, EngineUnreachable, GatewayError, ModelNotFound
 
 NODES_TTL = 2.0
 MODELS_TTL = 5.0
@@ -85,6 +85,10 @@ class Router:
             found = _Listing(await engine.list_models(), None, now + MODELS_TTL)
         except EngineError as exc:
             found = _Listing([], exc, now + FAILED_MODELS_TTL)
+        except GatewayError as exc:  # the engine refused to list: count it as unreachable
+            failure = EngineUnreachable(engine=engine.kind, endpoint=engine.endpoint,
+                                        hint=engine.start_hint, detail=exc.message)
+            found = _Listing([], failure, now + FAILED_MODELS_TTL)
         self._listings[id(engine)] = found
         return found
 

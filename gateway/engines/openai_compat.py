@@ -20,7 +20,7 @@ from gateway.canonical import (
 from gateway.engines import openai_wire
 from gateway.engines.base import Engine
 from gateway.engines.transport import request_json, stream_lines
-from gateway.errors import EngineError, EngineFailed
+from gateway.errors import EngineError, EngineFailed, GatewayError
 
 
 def _int_or_none(value: object) -> int | None:
@@ -40,7 +40,7 @@ class OpenAICompatEngine(Engine):
             try:
                 props = await request_json(self, "GET", "/props", timeout=5)
                 n_ctx = _int_or_none((props.get("default_generation_settings") or {}).get("n_ctx"))
-            except EngineError:
+            except GatewayError:  # an older server without /props
                 n_ctx = None
             for model in models:
                 model.context_length = n_ctx or model.context_length

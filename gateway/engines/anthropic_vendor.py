@@ -1,0 +1,184 @@
+"""Driver for upstreams that speak only Anthropic's Messages API (Anthropic itself, or a server
+compatible with it), so that OpenAI clients can reach their models too."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from gateway import http
+from gateway.canonical import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    CompletionResult,
+    EmbeddingRequest,
+    EmbeddingResult,
+    EngineModel,
+    Event,
+    Finish,
+    TextDelta,
+    Usage,
+)
+from gateway.dialects import anthropic_upstream
+from gateway.engines.base import Engine
+from gateway.engines.transport import map_transport_error, raise_for_status
+from gateway.errors import EngineFailed, EngineRejected, GatewayError, InvalidRequest
+
+API_VERSION = "2023-06-01"
+MODELS_PAGE = 1000  # the most /v1/models gives per page; its default is 20
+
+
+def _headers(engine: Engine) -> dict[str, str]:
+    # transport.py sends `authorization: Bearer`; Anthropic wants its own key header and version.
+    headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
+    if engine.api_key:
+        headers["x-api-key"] = engine.api_key
+    return headers
+
+
+def _timeout(engine: Engine, read: float | None = None) -> httpx.Timeout:
+    return httpx.Timeout(read or engine.timeout, connect=engine.connect_timeout)
+
+
+async def request_json(engine: Engine, method: str, path: str, body: Any = None, *,
+                       timeout: float | None = None) -> Any:
+    try:
+        response = await http.client().request(
+            method, engine.endpoint + path, json=body, headers=_headers(engine),
+            timeout=_timeout(engine, timeout))
+    except httpx.HTTPError as exc:
+        raise map_transport_error(engine, exc) from exc
+    raise_for_status(engine, response.status_code, response.content)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise EngineFailed(f"{engine.kind} engine at {engine.endpoint} sent a body that is not "
+                           "JSON", extra={"engine": engine.kind}) from exc
+
+
+async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncGenerator[str, None]:
+    """Non-empty lines of a streamed response; closing the generator closes the connection."""
+    try:
+        async with http.client().stream("POST", engine.endpoint + path, json=body,
+                                         headers=_headers(engine),
+                                         timeout=_timeout(engine)) as response:
+            if response.status_code >= 400:
+                raise_for_status(engine, response.status_code, await response.aread())
+            async for line in response.aiter_lines():
+                if line:
+                    yield line
+    except httpx.HTTPError as exc:
+        raise map_transport_error(engine, exc) from exc
+
+
+def _prompt_text(request: CompletionRequest) -> str:
+    prompt = request.prompt
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise InvalidRequest("an Anthropic engine takes one text prompt, not several prompts or "
+                             "token ids", param="prompt")
+    return prompt
+
+
+def _as_chat(request: CompletionRequest) -> ChatRequest:
+    """Anthropic has no raw completions: the prompt becomes the one user message."""
+    return ChatRequest(model=request.model,
+                       messages=[{"role": "user", "content": _prompt_text(request)}],
+                       stream=request.stream, max_tokens=request.max_tokens,
+                       temperature=request.temperature, top_p=request.top_p,
+                       stop=request.stop, include_usage=request.include_usage,
+                       extra=dict(request.extra))
+
+
+def _context_length(item: dict[str, Any]) -> int | None:
+    value = item.get("max_input_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+class AnthropicEngine(Engine):
+    kind = "anthropic"
+
+    async def list_models(self) -> list[EngineModel]:
+        models: list[EngineModel] = []
+        after = ""
+        while True:
+            page = await request_json(self, "GET", f"/v1/models?limit={MODELS_PAGE}{after}",
+                                      timeout=10)
+            items = [item for item in (page.get("data") or [])
+                     if isinstance(item, dict) and item.get("id")]
+            models += [EngineModel(id=item["id"], details=item,
+                                   context_length=_context_length(item)) for item in items]
+            if not page.get("has_more") or not items:
+                return models
+            after = "&after_id=" + quote(str(page.get("last_id") or items[-1]["id"]))
+
+    async def health(self) -> bool:
+        try:
+            await request_json(self, "GET", "/v1/models?limit=1", timeout=5)
+        except GatewayError:  # a refused key too (a 401 is EngineRejected): it cannot serve
+            return False
+        return True
+
+    async def count_tokens(self, request: ChatRequest, model: str) -> int | None:
+        body = anthropic_upstream.count_tokens_body(request, model)
+        data = await request_json(self, "POST", "/v1/messages/count_tokens", body, timeout=30)
+        count = data.get("input_tokens") if isinstance(data, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+    async def chat(self, request: ChatRequest, model: str) -> ChatResult:
+        body = anthropic_upstream.messages_body(request, model, stream=False)
+        return anthropic_upstream.message_result(
+            await request_json(self, "POST", "/v1/messages", body))
+
+    def chat_stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
+        return self._sse(anthropic_upstream.messages_body(request, model, stream=True))
+
+    async def complete(self, request: CompletionRequest, model: str) -> CompletionResult:
+        result = await self.chat(_as_chat(request), model)
+        text = _prompt_text(request) + result.text if request.echo else result.text
+        return CompletionResult(text=text, finish_reason=result.finish_reason,
+                                usage=result.usage)
+
+    def complete_stream(self, request: CompletionRequest, model: str) -> AsyncIterator[Event]:
+        return self._completion_events(request, self.chat_stream(_as_chat(request), model))
+
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResult:
+        raise EngineRejected(f"{self.kind} engine at {self.endpoint} does not offer embeddings",
+                             status=400)
+
+    async def _completion_events(self, request: CompletionRequest,
+                                 events: AsyncIterator[Event]) -> AsyncGenerator[Event, None]:
+        if request.echo:
+            yield TextDelta(_prompt_text(request))
+        # chat_stream is declared an AsyncIterator but is an async generator: it has aclose.
+        async with aclosing(events) as upstream:  # type: ignore[type-var]
+            async for event in upstream:
+                if isinstance(event, (TextDelta, Finish, Usage)):
+                    yield event
+
+    async def _sse(self, body: dict[str, Any]) -> AsyncGenerator[Event, None]:
+        reader = anthropic_upstream.StreamReader()
+        # aclosing: when our caller stops reading, the upstream connection closes at once.
+        async with aclosing(stream_lines(self, "/v1/messages", body)) as lines:
+            async for line in lines:
+                if reader.stopped or not line.startswith("data:"):
+                    # `event:` lines repeat data.type; after message_stop, read to the end of
+                    # the body so the connection can be reused.
+                    continue
+                try:
+                    event = json.loads(line[5:].strip())
+                except ValueError:
+                    raise EngineFailed(f"{self.kind} engine sent a malformed stream event",
+                                       extra={"engine": self.kind}) from None
+                for canonical in reader.feed(event):
+                    yield canonical
+        if not reader.finished:
+            raise EngineFailed(f"{self.kind} engine at {self.endpoint} ended the stream early",
+                               extra={"engine": self.kind})
