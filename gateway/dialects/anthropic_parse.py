@@ -201,7 +201,9 @@ def _tool_choice(body: dict[str, Any]) -> tuple[Any, bool | None]:
         return "required", parallel
     if kind == "none":
         return "none", parallel
-    if kind == "tool" and isinstance(choice.get("name"), str):
+    if kind == "tool":
+        if not isinstance(choice.get("name"), str):
+            raise _field("Field required", "tool_choice.name")
         return {"type": "function", "function": {"name": choice["name"]}}, parallel
     raise _field("type must be auto, any, tool or none", "tool_choice.type")
 
@@ -230,6 +232,14 @@ def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | No
 
 
 def parse_messages(body: Any, *, count_only: bool = False) -> ChatRequest:
+    try:
+        return _parse(body, count_only)
+    except (AttributeError, TypeError, KeyError) as exc:
+        # A field of the wrong type somewhere deep in the body: still the caller's mistake.
+        raise InvalidRequest(f"The request body has a field of the wrong type ({exc}).") from None
+
+
+def _parse(body: Any, count_only: bool) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")

@@ -83,6 +83,7 @@ class MessageStreamer:
         self.index = -1
         self.open_kind: str | None = None
         self.open_tool: int | None = None
+        self.open_tool_id: str | None = None
         self.finish: Finish | None = None
         self.usage: Usage | None = None
         self.output_seen = 0
@@ -129,11 +130,13 @@ class MessageStreamer:
                 out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             out.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
         elif isinstance(event, ToolCallDelta):
-            if event.id or self.open_kind != "tool_use" or self.open_tool != event.index:
+            same_call = (self.open_kind == "tool_use" and self.open_tool == event.index
+                         and (not event.id or event.id == self.open_tool_id))
+            if not same_call:
                 call_id = event.id or f"toolu_{self.id[-12:]}_{event.index}"
                 out += self._open("tool_use", {"type": "tool_use", "id": call_id,
                                                "name": event.name or "", "input": {}})
-                self.open_tool = event.index
+                self.open_tool, self.open_tool_id = event.index, call_id
             if event.arguments:
                 out.append(self._delta({"type": "input_json_delta",
                                         "partial_json": event.arguments}))

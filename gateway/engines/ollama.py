@@ -21,7 +21,7 @@ from gateway.canonical import (
 from gateway.engines import ollama_wire
 from gateway.engines.base import Engine
 from gateway.engines.transport import request_json, stream_lines
-from gateway.errors import EngineError, EngineFailed, EngineRejected
+from gateway.errors import EngineError, EngineFailed, EngineRejected, GatewayError
 
 
 def _no_thinking_support(exc: EngineRejected, body: dict[str, Any]) -> bool:
@@ -44,7 +44,7 @@ class OllamaEngine(Engine):
     async def health(self) -> bool:
         try:
             await request_json(self, "GET", "/api/version", timeout=5)
-        except EngineError:
+        except GatewayError:  # down, or refusing us (a wrong key)
             return False
         return True
 

@@ -20,7 +20,7 @@ from gateway.canonical import (
 from gateway.engines import openai_wire
 from gateway.engines.base import Engine
 from gateway.engines.transport import request_json, stream_lines
-from gateway.errors import EngineError, EngineFailed, GatewayError
+from gateway.errors import EngineFailed, GatewayError
 
 
 def _int_or_none(value: object) -> int | None:
@@ -65,7 +65,7 @@ class OpenAICompatEngine(Engine):
     async def health(self) -> bool:
         try:
             await request_json(self, "GET", "/v1/models", timeout=5)
-        except EngineError:
+        except GatewayError:  # down, or refusing us (a wrong key)
             return False
         return True
 

@@ -181,3 +181,27 @@ def test_any_anthropic_version_is_accepted(gateway):
 def test_claude_codes_startup_probe_needs_no_key(gateway):
     r = httpx.head(gateway.url + "/", headers={"user-agent": "Bun/1.4.0"})
     assert r.status_code == 200
+
+
+def test_an_engine_repeating_the_call_id_on_every_fragment_still_gives_one_block():
+    from gateway.canonical import Finish, ToolCallDelta
+    from gateway.dialects.anthropic_render import MessageStreamer
+
+    streamer = MessageStreamer(id="msg_x", model="m", input_estimate=1)
+    frames = b"".join(b"".join(streamer.feed(e)) for e in [
+        ToolCallDelta(0, "call_a", "Bash", '{"command"'),
+        ToolCallDelta(0, "call_a", None, ': "ls"}'),
+        ToolCallDelta(1, "call_b", "Read", "{}"),
+        Finish("tool_calls")]) + b"".join(streamer.end())
+    assert frames.count(b"event: content_block_start") == 2
+    assert frames.count(b"event: content_block_stop") == 2
+
+
+def test_fields_of_the_wrong_type_are_a_400_not_a_crash(gateway):
+    for bad in ({"output_config": "x"}, {"tools": [{"name": "t", "input_schema": "x"}]},
+                {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+                {"messages": [{"role": "user", "content": [{"type": "document", "source": "x"}]}]},
+                {"tool_choice": {"type": "tool"}}):
+        r = _post(gateway, claude_code_body(stream=False, **bad))
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"]["type"] == "invalid_request_error"

@@ -271,3 +271,30 @@ def test_streamed_tool_calls_without_ids_get_one(gateway):
     call = first["choices"][0]["delta"]["tool_calls"][0]
     assert call["id"].startswith("call_") and call["type"] == "function"
     assert "id" not in more["choices"][0]["delta"]["tool_calls"][0]
+
+
+def test_an_engine_refusing_our_key_is_unhealthy_not_a_crash():
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from gateway.engines.registry import make_engine
+
+    class Refuses(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for kind in ("vllm", "ollama"):
+            assert asyncio.run(make_engine(kind, url).health()) is False
+    finally:
+        server.shutdown()

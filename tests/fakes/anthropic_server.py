@@ -1,0 +1,462 @@
+"""A fake Anthropic API for tests: real HTTP on 127.0.0.1, answering like the published Messages
+API (docs.anthropic.com/en/api/messages, /messages-streaming, /errors, /models-list,
+/messages-count-tokens) field by field, and as strict as the real one about what it accepts:
+the key (`x-api-key`, or `Authorization: Bearer` as the SDKs send it), an `anthropic-version`
+header, `max_tokens`, no unknown fields, no empty text blocks, tool results right after the
+turn that called the tools. It records the headers it received, so tests can check them.
+
+Behaviour is set with attributes, before or between requests:
+
+    fake = FakeAnthropic(reply="Hi there").start()
+    fake.thinking = "Let me think."        # streamed first when the request asks for thinking
+    fake.tool_calls = [{"name": "get_weather", "input": {"city": "Paris"}}]
+    fake.cache_read_tokens = 30            # prompt tokens reported as read from the cache
+    fake.error_after = 3                   # an `error` event after three events
+    fake.last_request.headers["x-api-key"]
+    fake.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+MODELS = ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001", "claude-opus-4-1-20250805")
+SIGNATURE = "EqQBCkYIBxgCKkBf3m1rXa2Yg0vS1c8y9Q+fake+signature+bytesEgwQ4C5m0Yx2dGJkZWY="
+MESSAGE_FIELDS = {"model", "messages", "max_tokens", "system", "stop_sequences", "stream",
+                  "temperature", "top_p", "top_k", "tools", "tool_choice", "metadata", "thinking",
+                  "output_config", "service_tier", "container", "context_management",
+                  "mcp_servers", "inference_geo"}
+COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking",
+                "output_config", "context_management", "mcp_servers"}
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: Any
+
+
+class Refused(Exception):
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+class FakeAnthropic:
+    def __init__(self, *, api_key: str = "sk-ant-fake-key", models: tuple[str, ...] = MODELS,
+                 reply: str = "Hello! How can I help you today?") -> None:
+        self.api_key = api_key
+        self.models = list(models)
+        self.reply = reply
+        self.thinking = ""  # sent as a thinking block when the request enables thinking
+        self.tool_calls: list[dict[str, Any]] = []  # {"name": ..., "input": {...}}
+        self.cache_read_tokens = 0
+        self.cache_creation_tokens = 0
+        self.delta_usage_output_only = False  # older servers: message_delta.usage has only output
+        self.token_delay = 0.0  # seconds between streamed events
+        self.fail_status: int | None = None  # answer /v1/messages with this status
+        self.fail_kind = "overloaded_error"
+        self.fail_message = "Overloaded"
+        self.error_after: int | None = None  # send an `error` event after this many events
+        self.die_after: int | None = None  # close the socket after this many events
+        self.unknown_events = False  # add an event type from the future, which must be ignored
+        self.max_page = 1000  # the most models GET /v1/models returns at once, whatever the limit
+        self.requests: list[Recorded] = []
+        self.client_disconnected = threading.Event()
+        self.url = ""
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def last_request(self) -> Recorded:
+        return self.requests[-1]
+
+    @property
+    def last_body(self) -> Any:
+        return self.requests[-1].body
+
+    def start(self) -> Self:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.fake = self  # type: ignore[attr-defined]
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-anthropic",
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- validation, as strict as the real API ------------------------------------------------------
+
+
+def _words(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, list):
+        return sum(_words(item) for item in value)
+    if isinstance(value, dict):
+        return sum(_words(v) for k, v in value.items()
+                   if k not in ("type", "id", "tool_use_id", "role"))
+    return 0
+
+
+def _bad(message: str) -> Refused:
+    return Refused(400, "invalid_request_error", message)
+
+
+def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    for name in body:
+        if name not in allowed:
+            raise _bad(f"{name}: Extra inputs are not permitted")
+    if not isinstance(body.get("model"), str):
+        raise _bad("model: Field required")
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        raise _bad("messages: Field required")
+
+
+def _check_block(block: Any, where: str) -> None:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise _bad(f"{where}: Input should be an object")
+    if block["type"] == "text" and not block.get("text"):
+        raise _bad("messages: text content blocks must be non-empty")
+    source = block.get("source") or {}
+    if block["type"] == "image" and source.get("type") not in ("base64", "url"):
+        raise _bad(f"{where}.source: Input tag does not match any of the expected tags")
+    if block["type"] == "image" and source["type"] == "base64" and \
+            source.get("media_type") not in IMAGE_TYPES:
+        raise _bad(f"{where}.source.media_type: Input should be {', '.join(IMAGE_TYPES)}")
+    if block["type"] == "tool_use" and not isinstance(block.get("input"), dict):
+        raise _bad(f"{where}.input: Input should be an object")
+
+
+def _check_tool_results(messages: list[dict[str, Any]]) -> None:
+    for i, message in enumerate(messages):
+        calls = [b["id"] for b in message["content"] if b.get("type") == "tool_use"]
+        after = messages[i + 1]["content"] if calls and i + 1 < len(messages) else []
+        leading = []
+        for block in after if isinstance(after, list) else []:
+            if block.get("type") != "tool_result":
+                break
+            leading.append(block.get("tool_use_id"))
+        missing = [call for call in calls if call not in leading]
+        if missing:
+            raise _bad(f"messages.{i + 1}: `tool_use` ids were found without `tool_result` "
+                       f"blocks immediately after: {', '.join(missing)}. Each `tool_use` block "
+                       "must have a corresponding `tool_result` block in the next message.")
+
+
+def _check_messages(messages: list[Any]) -> None:
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise _bad(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        content = message.get("content")
+        if not isinstance(content, (str, list)) or (not content and i + 1 < len(messages)):
+            raise _bad(f"messages.{i}: all messages must have non-empty content except for the "
+                       "optional final assistant message")
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            _check_block(block, f"messages.{i}.content.{j}")
+    _check_tool_results([{**m, "content": m["content"] if isinstance(m["content"], list) else []}
+                         for m in messages])
+
+
+def _check_options(body: dict[str, Any]) -> None:
+    system = body.get("system")
+    if system is not None and not isinstance(system, str) and not (
+            isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text"
+                                             and b.get("text") for b in system)):
+        raise _bad("system: Input should be a valid string or a list of non-empty text blocks")
+    if not 0 <= (body.get("temperature") or 0) <= 1:
+        raise _bad("temperature: range: 0..1")
+    for i, tool in enumerate(body.get("tools") or []):
+        schema = tool.get("input_schema") if isinstance(tool, dict) else None
+        if not isinstance(schema, dict) or schema.get("type") != "object" or \
+                not isinstance(tool.get("name"), str):
+            raise _bad(f"tools.{i}.input_schema: Field required")
+    if "tool_choice" in body and not body.get("tools"):
+        raise _bad("tool_choice: tool_choice may only be specified while providing tools.")
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") != "enabled":
+        return
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        raise _bad("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+    if "max_tokens" in body and budget >= body["max_tokens"]:
+        raise _bad("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    if body.get("temperature") not in (None, 1) or "top_k" in body:
+        raise _bad("`temperature` may only be set to 1 when thinking is enabled.")
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\s*\S+|\s+", text) if text else []
+
+
+def _fragments(text: str, size: int = 9) -> list[str]:
+    return [""] + [text[i:i + size] for i in range(0, len(text), size)]  # the first is "", as real
+
+
+@dataclass
+class _Answer:
+    thinking: list[str]
+    text: list[str]
+    calls: list[dict[str, Any]]
+    stop_reason: str
+    stop_sequence: str | None
+    usage: dict[str, int]
+
+    def output_tokens(self) -> int:
+        return len(self.thinking) + len(self.text) + 12 * len(self.calls)
+
+
+def _answer(fake: FakeAnthropic, body: dict[str, Any]) -> _Answer:
+    thinks = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    thinking = _tokens(fake.thinking) if thinks else []
+    text, stop_reason, stop_sequence = fake.reply, "end_turn", None
+    hits = [(text.find(s), s) for s in body.get("stop_sequences") or [] if s and s in text]
+    if hits:
+        at, stop_sequence = min(hits)
+        text, stop_reason = text[:at], "stop_sequence"
+    tokens = _tokens(text)
+    room = body["max_tokens"] - len(thinking)
+    calls: list[dict[str, Any]] = []
+    if len(tokens) > room:
+        tokens, stop_reason, stop_sequence = tokens[:max(room, 0)], "max_tokens", None
+    elif stop_reason == "end_turn" and body.get("tools") and fake.tool_calls and \
+            (body.get("tool_choice") or {}).get("type") != "none":
+        calls = [{"type": "tool_use", "id": f"toolu_01{uuid.uuid4().hex[:22]}",
+                  "name": call["name"], "input": call.get("input", {})}
+                 for call in fake.tool_calls]
+        stop_reason = "tool_use"
+    prompt = _words(body.get("system")) + _words(body["messages"]) + _words(body.get("tools")) + 8
+    cached = min(fake.cache_read_tokens, prompt)
+    created = min(fake.cache_creation_tokens, prompt - cached)
+    usage = {"input_tokens": prompt - cached - created, "cache_creation_input_tokens": created,
+             "cache_read_input_tokens": cached, "output_tokens": 0}
+    answer = _Answer(thinking, tokens, calls, stop_reason, stop_sequence, usage)
+    usage["output_tokens"] = answer.output_tokens()
+    return answer
+
+
+def _content(answer: _Answer) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = []
+    if answer.thinking:
+        content.append({"type": "thinking", "thinking": "".join(answer.thinking),
+                        "signature": SIGNATURE})
+    if answer.text:
+        content.append({"type": "text", "text": "".join(answer.text)})
+    return content + answer.calls
+
+
+def _message(body: dict[str, Any], answer: _Answer, msg_id: str) -> dict[str, Any]:
+    return {"id": msg_id, "type": "message", "role": "assistant", "model": body["model"],
+            "content": _content(answer), "stop_reason": answer.stop_reason,
+            "stop_sequence": answer.stop_sequence,
+            "usage": {**answer.usage, "service_tier": "standard"}}
+
+
+def _block_events(index: int, block: dict[str, Any], answer: _Answer) -> list[dict[str, Any]]:
+    kind = block["type"]
+    start: dict[str, Any]
+    deltas: list[dict[str, Any]]
+    if kind == "thinking":
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": t} for t in answer.thinking]
+        deltas.append({"type": "signature_delta", "signature": SIGNATURE})
+    elif kind == "text":
+        start = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": t} for t in answer.text]
+    else:
+        start = {**block, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": part}
+                  for part in _fragments(json.dumps(block["input"]))]
+    return ([{"type": "content_block_start", "index": index, "content_block": start}]
+            + [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+            + [{"type": "content_block_stop", "index": index}])
+
+
+def _stream_events(fake: FakeAnthropic, body: dict[str, Any], answer: _Answer,
+                   msg_id: str) -> list[dict[str, Any]]:
+    start = {**_message(body, answer, msg_id), "content": [], "stop_reason": None,
+             "stop_sequence": None}
+    start["usage"] = {**start["usage"], "output_tokens": 1}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}, {"type": "ping"}]
+    if fake.unknown_events:
+        events.append({"type": "message_annotation_v2", "annotation": {"kind": "from-the-future"}})
+    for index, block in enumerate(_content(answer)):
+        events += _block_events(index, block, answer)
+        if index == 0:
+            events.append({"type": "ping"})
+    usage = ({"output_tokens": answer.usage["output_tokens"]} if fake.delta_usage_output_only
+             else dict(answer.usage))
+    events.append({"type": "message_delta", "delta": {"stop_reason": answer.stop_reason,
+                                                      "stop_sequence": answer.stop_sequence},
+                   "usage": usage})
+    events.append({"type": "message_stop"})
+    return events
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+class _Abort(Exception):
+    """The scripted failure closes the connection; nothing more is written."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "anthropic-fake"
+
+    @property
+    def fake(self) -> FakeAnthropic:
+        return self.server.fake  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("request-id", f"req_01{uuid.uuid4().hex[:22]}")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _refuse(self, refused: Refused) -> None:
+        self._send_json(refused.status, {"type": "error", "error": {
+            "type": refused.kind, "message": refused.message},
+            "request_id": f"req_01{uuid.uuid4().hex[:22]}"})
+
+    def _record(self, body: Any) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.fake.requests.append(Recorded(self.command, self.path, headers, body))
+
+    def _check_headers(self) -> None:
+        # The API takes the key either way: x-api-key (litellm, Claude Code, this gateway) or
+        # Authorization: Bearer (the official SDKs since 2.x, protocols.md §0.1).
+        bearer = self.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.fake.api_key not in (self.headers.get("x-api-key"), bearer):
+            raise Refused(401, "authentication_error", "invalid x-api-key")
+        if not self.headers.get("anthropic-version"):
+            raise _bad("anthropic-version: header is required")
+
+    def do_GET(self) -> None:
+        self._record(None)
+        url = urlsplit(self.path)
+        try:
+            self._check_headers()
+            if url.path != "/v1/models":
+                raise Refused(404, "not_found_error", "Not found")
+        except Refused as refused:
+            return self._refuse(refused)
+        query = parse_qs(url.query)
+        limit = min(int(query.get("limit", ["20"])[0]), self.fake.max_page)
+        ids = self.fake.models
+        after = query.get("after_id", [None])[0]
+        if after in ids:
+            ids = ids[ids.index(after) + 1:]
+        page = [{"type": "model", "id": i, "display_name": i.replace("-", " ").title(),
+                 "created_at": "2025-09-29T00:00:00Z", "max_input_tokens": 200000,
+                 "max_tokens": 64000} for i in ids[:limit]]
+        self._send_json(200, {"data": page, "has_more": len(ids) > limit,
+                              "first_id": page[0]["id"] if page else None,
+                              "last_id": page[-1]["id"] if page else None})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self._record(body)
+        try:
+            self._check_headers()
+            if not isinstance(body, dict):
+                raise _bad("There was an issue with your request body: not valid JSON")
+            if self.path == "/v1/messages/count_tokens":
+                return self._count_tokens(body)
+            if self.path != "/v1/messages":
+                raise Refused(404, "not_found_error", "Not found")
+            self._messages(body)
+        except Refused as refused:
+            self._refuse(refused)
+
+    def _validate(self, body: dict[str, Any], allowed: set[str]) -> None:
+        _check_fields(body, allowed)
+        _check_messages(body["messages"])
+        _check_options(body)
+        if body["model"] not in self.fake.models:
+            raise Refused(404, "not_found_error", f"model: {body['model']}")
+
+    def _count_tokens(self, body: dict[str, Any]) -> None:
+        self._validate(body, COUNT_FIELDS)
+        prompt = _words(body.get("system")) + _words(body["messages"]) + _words(body.get("tools"))
+        self._send_json(200, {"input_tokens": prompt + 8})
+
+    def _messages(self, body: dict[str, Any]) -> None:
+        self._validate(body, MESSAGE_FIELDS)
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise _bad("max_tokens: Field required")
+        fake = self.fake
+        if fake.fail_status:
+            raise Refused(fake.fail_status, fake.fail_kind, fake.fail_message)
+        answer = _answer(fake, body)
+        msg_id = f"msg_01{uuid.uuid4().hex[:22]}"
+        if not body.get("stream"):
+            return self._send_json(200, _message(body, answer, msg_id))
+        self._stream(_stream_events(fake, body, answer, msg_id))
+
+    def _stream(self, events: list[dict[str, Any]]) -> None:
+        fake = self.fake
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("request-id", f"req_01{uuid.uuid4().hex[:22]}")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for sent, event in enumerate(events):
+                if sent and fake.token_delay:
+                    time.sleep(fake.token_delay)
+                if sent == fake.die_after:
+                    raise _Abort
+                if sent == fake.error_after:
+                    event = {"type": "error", "error": {"type": fake.fail_kind,
+                                                        "message": fake.fail_message}}
+                frame = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                self.wfile.flush()
+                if event["type"] == "error":
+                    break
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            fake.client_disconnected.set()
+            self.close_connection = True
+        except _Abort:
+            self.close_connection = True
