@@ -19,6 +19,7 @@ class EngineKind(models.TextChoices):
     VLLM = "vllm", "vLLM"
     MLX = "mlx", "MLX-LM"
     LLAMACPP = "llamacpp", "llama.cpp"
+    ANTHROPIC = "anthropic", "Anthropic API"
 
 
 class Node(models.Model):

@@ -37,6 +37,10 @@ class FlockConfig:
     engine: str = ""  # empty: probe the default ports, then fall back to the embedded engine
     endpoints: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENDPOINTS))
     vllm_api_key: str = ""
+    anthropic_api_key: str = ""
+    openai_api_key: str = ""
+    anthropic_url: str = "https://api.anthropic.com"
+    openai_url: str = "https://api.openai.com"
     require_keys: bool = True
     default_model: str = ""
     catalog_dirs: tuple[Path, ...] = ()
@@ -64,6 +68,10 @@ class FlockConfig:
             "engine": self.engine or "auto",
             "endpoints": dict(self.endpoints),
             "vllm_api_key": _redact(self.vllm_api_key),
+            "anthropic_api_key": _redact(self.anthropic_api_key),
+            "openai_api_key": _redact(self.openai_api_key),
+            "anthropic_url": self.anthropic_url,
+            "openai_url": self.openai_url,
             "require_keys": self.require_keys,
             "default_model": self.default_model,
             "catalog_dirs": [str(p) for p in self.catalog_dirs],
@@ -172,6 +180,13 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
         value, var_name = pick(var, (engines.get(kind) or {}).get("endpoint"), DEFAULT_ENDPOINTS[kind])
         endpoints[kind] = _url(value, var_name)
     vllm_key, _ = pick("VLLM_API_KEY", (engines.get("vllm") or {}).get("api_key"), "")
+    vendors = file.get("vendors") or {}
+    anthropic_key, _ = pick("ANTHROPIC_API_KEY", (vendors.get("anthropic") or {}).get("api_key"), "")
+    openai_key, _ = pick("OPENAI_API_KEY", (vendors.get("openai") or {}).get("api_key"), "")
+    anthropic_url, name_aurl = pick("FLOCK_ANTHROPIC_URL", (vendors.get("anthropic") or {}).get("url"),
+                                    "https://api.anthropic.com")
+    openai_url, name_ourl = pick("FLOCK_OPENAI_URL", (vendors.get("openai") or {}).get("url"),
+                                 "https://api.openai.com")
     require, name_req = pick("FLOCK_REQUIRE_KEYS", file.get("require_keys"), True)
     default_model, _ = pick("FLOCK_DEFAULT_MODEL", file.get("default_model"), "")
     catalog, _ = pick("FLOCK_CATALOG_DIR", file.get("catalog_dir"), "")
@@ -190,6 +205,10 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
         engine=_choice(engine, name_engine, ENGINES) if engine else "",
         endpoints=endpoints,
         vllm_api_key=str(vllm_key),
+        anthropic_api_key=str(anthropic_key),
+        openai_api_key=str(openai_key),
+        anthropic_url=_url(anthropic_url, name_aurl),
+        openai_url=_url(openai_url, name_ourl),
         require_keys=_bool(require, name_req),
         default_model=str(default_model),
         catalog_dirs=tuple(Path(p).expanduser() for p in str(catalog).split(os.pathsep) if p),

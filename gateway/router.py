@@ -52,8 +52,9 @@ class Router:
         cfg = settings.FLOCK
         key = (kind, endpoint, node)
         if key not in self._engines:
+            api_key = {"vllm": cfg.vllm_api_key, "anthropic": cfg.anthropic_api_key}.get(kind, "")
             self._engines[key] = make_engine(
-                kind, endpoint, api_key=cfg.vllm_api_key if kind == "vllm" else "",
+                kind, endpoint, api_key=api_key,
                 timeout=cfg.engine_timeout_seconds, connect_timeout=cfg.engine_connect_timeout_seconds)
         return self._engines[key]
 

@@ -10,6 +10,10 @@ def driver_class(kind: str) -> type[Engine]:
         from gateway.engines.ollama import OllamaEngine
 
         return OllamaEngine
+    if kind == "anthropic":
+        from gateway.engines.anthropic_vendor import AnthropicEngine
+
+        return AnthropicEngine
     if kind in ("vllm", "mlx", "llamacpp"):
         from gateway.engines.openai_compat import OpenAICompatEngine
 
