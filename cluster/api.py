@@ -7,10 +7,12 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router
 
+from cluster.api_nodes import router as nodes_router
 from cluster.selectors import cluster_counts
 from gateway.router import router as model_router
 
 router = Router(tags=["cluster"])
+router.add_router("/nodes", nodes_router)
 
 
 @router.get("/status")

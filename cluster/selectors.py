@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.utils import timezone
 
-from cluster.models import Node, NodeRole, NodeState
+from cluster.models import OFFLINE_AFTER, Node, NodeRole, NodeState
 
 
 def nodes_routable() -> QuerySet[Node]:
-    """Ready nodes that have an engine endpoint, the leader first, then by name."""
+    """Ready nodes that have an engine endpoint, the leader first, then by name. A joined worker
+    also needs a heartbeat within OFFLINE_AFTER: routing drops a silent worker on time even
+    before anything marks it offline."""
+    fresh = timezone.now() - OFFLINE_AFTER
     return (
         Node.objects.filter(state=NodeState.READY)
+        .filter(Q(role=NodeRole.LEADER) | Q(last_heartbeat_at__isnull=True)
+                | Q(last_heartbeat_at__gte=fresh))
         .exclude(engine_endpoint="")
         .annotate(_leader_last=Case(When(role=NodeRole.LEADER, then=Value(0)), default=Value(1),
                                     output_field=IntegerField()))
@@ -43,3 +49,13 @@ def cluster_counts() -> dict[str, int]:
         "nodes_routable": nodes_routable().count(),
         "api_keys_active": ApiKey.objects.filter(revoked_at__isnull=True).count(),
     }
+
+
+def node_find(ref: str | int) -> Node | None:
+    """A node by id or by name."""
+    text = str(ref).strip()
+    if text.isdigit():
+        found = Node.objects.filter(pk=int(text)).first()
+        if found is not None:
+            return found
+    return Node.objects.filter(name=text).first()

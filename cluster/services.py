@@ -4,13 +4,11 @@ engine, bootstrapping the first admin key, ticking the engine watchdog."""
 from __future__ import annotations
 
 import os
-import platform
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,17 +25,11 @@ def local_node_name() -> str:
 
 
 def hardware_detect() -> dict:
-    """What this machine offers, as reported for its node."""
-    memory = psutil.virtual_memory()
-    return {
-        "cpu_count": psutil.cpu_count(logical=True) or 0,
-        "cpu_physical": psutil.cpu_count(logical=False) or 0,
-        "ram_total_bytes": memory.total,
-        "ram_available_bytes": memory.available,
-        "platform": platform.platform(),
-        "system": platform.system(),
-        "machine": platform.machine(),
-    }
+    """What this machine offers, as reported for its node: CPU, RAM, platform and GPUs (NVIDIA
+    through NVML or nvidia-smi, Apple unified memory)."""
+    from catalog.hardware import detect
+
+    return detect()
 
 
 @transaction.atomic

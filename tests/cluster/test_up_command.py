@@ -141,3 +141,15 @@ def test_up_without_an_engine_serves_the_gateway_alone(up_env, run_up) -> None:
     assert not llama_servers(up.descendants())
     assert httpx.get(f"http://127.0.0.1:{up.port}/healthz", timeout=5).status_code == 200
     assert up.stop() == 0
+
+
+def test_up_suggests_a_catalog_model_that_fits_when_the_engine_serves_none(up_env, run_up) -> None:
+    from tests.fakes.ollama_server import FakeOllama
+
+    with FakeOllama(models=()) as ollama:
+        env = {**up_env, "FLOCK_ENGINE": "ollama", "FLOCK_OLLAMA_ENDPOINT": ollama.url}
+        up = run_up(env)
+        out = up.wait_for(READY, timeout=120)
+        assert "default model: none yet" in out
+        assert "python manage.py model add " in out and "fits this machine and ollama" in out
+        assert up.stop() == 0

@@ -198,7 +198,11 @@ class Command(BaseCommand):
         if model:
             console.ok(f"default model: {model}")
         else:
-            console.warn("default model: none yet (no engine model is available)")
+            console.warn("default model: none yet (the engine serves no model)")
+            suggestion = self._suggested_model()
+            if suggestion:
+                console.hint(f"{suggestion} fits this machine and {engine.kind}: "
+                             f"python manage.py model add {suggestion}")
         console.line("")
         console.line(console.paint("Flock is ready.", "bold"))
         console.line(f"  API:            {base}/v1")
@@ -218,6 +222,15 @@ class Command(BaseCommand):
         console.line("""      -d '{"model":"auto","messages":[{"role":"user","content":"Say hi"}]}'""")
         console.line("")
         console.line("Press Ctrl-C to stop.")
+
+    def _suggested_model(self) -> str:
+        """The catalog model that best fits this machine's hardware and engine."""
+        if not self.engine.kind:
+            return ""
+        from catalog.selectors import default_model_for
+
+        entry = default_model_for(services.hardware_detect(), self.engine.kind)
+        return entry.id if entry else ""
 
     def _engine_label(self) -> str:
         engine = self.engine
