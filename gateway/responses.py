@@ -35,6 +35,8 @@ def error_response(request: HttpRequest, error: GatewayError) -> JsonResponse:
     status = error.status
     if dialect == "openai" and status == 529:
         status = 503
+    elif dialect == "anthropic" and status == 503:
+        status = 529  # Anthropic's "overloaded": its clients back off and retry
     response = JsonResponse(error_body(dialect, error), status=status)
     for name, value in error.headers.items():
         response[name] = value

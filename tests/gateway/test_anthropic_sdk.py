@@ -139,7 +139,7 @@ def test_an_unreachable_engine_is_an_overloaded_error(client, gateway):
     Node.objects.update(engine_endpoint="http://127.0.0.1:9")
     with pytest.raises(anthropic.InternalServerError) as failed:
         client.messages.create(model="fake-model", max_tokens=10, messages=MSG)
-    assert failed.value.status_code == 503
+    assert failed.value.status_code == 529
     assert failed.value.body["error"]["type"] == "overloaded_error"
     assert "unreachable" in failed.value.body["error"]["message"]
 
