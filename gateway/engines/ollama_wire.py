@@ -29,7 +29,7 @@ from gateway.canonical import (
     ToolCallDelta,
     Usage,
 )
-from gateway.errors import InvalidRequest
+from gateway.errors import EngineFailed, InvalidRequest
 
 # `extra` keys that are top-level request fields; every other extra key is a model option.
 _CHAT_FIELDS = frozenset({"keep_alive"})
@@ -268,7 +268,15 @@ def completion_result(data: dict[str, Any]) -> CompletionResult:
 
 def line_events(data: dict[str, Any], state: StreamState) -> list[Event]:
     """The canonical events in one NDJSON line of /api/chat or /api/generate. Each tool call
-    arrives whole in one line, so it becomes one complete ToolCallDelta."""
+    arrives whole in one line, so it becomes one complete ToolCallDelta. A line without the
+    published shape raises EngineFailed: the engine is answering garbage."""
+    try:
+        return _line_events(data, state)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise EngineFailed(f"Ollama sent a malformed stream line ({exc})") from None
+
+
+def _line_events(data: dict[str, Any], state: StreamState) -> list[Event]:
     events: list[Event] = []
     message = data.get("message") or {}
     thinking = message.get("thinking") or data.get("thinking")

@@ -18,6 +18,7 @@ from gateway.canonical import (
     ToolCallDelta,
     Usage,
 )
+from gateway.errors import EngineFailed
 
 _OPTIONAL = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user",
              "tool_choice", "parallel_tool_calls", "response_format")
@@ -121,28 +122,44 @@ def completion_result(data: dict[str, Any]) -> CompletionResult:
 
 
 def chunk_events(chunk: dict[str, Any]) -> list[Event]:
-    """The canonical events carried by one streamed chat or completion chunk."""
+    """The canonical events carried by one streamed chat or completion chunk. A chunk that does
+    not have the published shape raises EngineFailed: the engine is answering garbage."""
+    try:
+        return _chunk_events(chunk)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise EngineFailed(f"the engine sent a malformed stream chunk ({exc})") from None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _chunk_events(chunk: dict[str, Any]) -> list[Event]:
     events: list[Event] = []
     for choice in chunk.get("choices") or []:
         if choice.get("index", 0) != 0:
             continue
         delta = choice.get("delta")
         if delta is None:  # legacy completions chunk
-            if choice.get("text"):
+            if _text(choice.get("text")):
                 events.append(TextDelta(choice["text"]))
         else:
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            reasoning = _text(delta.get("reasoning_content") or delta.get("reasoning"))
             if reasoning:
                 events.append(ReasoningDelta(reasoning))
-            if delta.get("content"):
+            if _text(delta.get("content")):
                 events.append(TextDelta(delta["content"]))
             for call in delta.get("tool_calls") or []:
                 function = call.get("function") or {}
                 events.append(ToolCallDelta(
                     index=int(call.get("index", 0)),
-                    id=call.get("id") or None,
-                    name=function.get("name") or None,
-                    arguments=function.get("arguments") or "",
+                    id=_text(call.get("id")) or None,
+                    name=_text(function.get("name")) or None,
+                    arguments=_text(function.get("arguments")),
                 ))
         if choice.get("finish_reason"):
             events.append(_finish(choice))

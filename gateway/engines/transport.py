@@ -4,7 +4,8 @@ mapped to the gateway's error types."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -16,10 +17,19 @@ if TYPE_CHECKING:
     from gateway.engines.base import Engine
 
 
+# Extra headers for the engine requests made in the current context: the W3C trace context of
+# the request being served (set around each attempt by gateway/observe.py).
+extra_headers: ContextVar[Mapping[str, str] | None] = ContextVar("flock_engine_headers",
+                                                                 default=None)
+
+
 def _headers(engine: Engine) -> dict[str, str]:
     headers = {"content-type": "application/json"}
     if engine.api_key:
         headers["authorization"] = f"Bearer {engine.api_key}"
+    extra = extra_headers.get()
+    if extra:
+        headers.update(extra)
     return headers
 
 
