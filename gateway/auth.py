@@ -14,7 +14,7 @@ from ninja.security.base import AuthBase
 from accounts import revocation
 from accounts.models import Scope
 from accounts.selectors import KeyInfo, key_authenticate
-from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
 CACHE_SECONDS = 30.0
 ANONYMOUS = KeyInfo(id=0, name="anonymous", scope=Scope.USER)
@@ -32,6 +32,42 @@ async def _follow_revocations(now: float) -> None:
     if current != _generation["seen"]:
         _cache.clear()
         _generation["seen"] = current
+
+
+AUTH_FAILURES_PER_MINUTE = 30
+_blocked_until: dict[str, float] = {}
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _refuse_if_blocked(request: HttpRequest) -> None:
+    until = _blocked_until.get(_client_address(request))
+    if until is not None:
+        wait = until - time.monotonic()
+        if wait > 0:
+            raise RateLimited("Too many failed authentication attempts from this address; "
+                              f"retry in {int(wait) + 1} s.", headers={"retry-after": str(int(wait) + 1)},
+                              code="too_many_auth_failures")
+        _blocked_until.pop(_client_address(request), None)
+
+
+async def _failed(request: HttpRequest, error: AuthenticationFailed) -> AuthenticationFailed:
+    """Counts a failed attempt for the caller's address (shared through the cache); past the
+    limit, the address is refused for the rest of the minute without a key lookup."""
+    from django.core.cache import cache
+
+    address = _client_address(request)
+    name = f"authfail:{address}:{int(time.time() // 60)}"
+    await cache.aadd(name, 0, 120)
+    try:
+        count = await cache.aincr(name)
+    except ValueError:
+        count = 1
+    if count >= AUTH_FAILURES_PER_MINUTE:
+        _blocked_until[address] = time.monotonic() + (60 - time.time() % 60)
+    return error
 
 
 def presented_key(request: HttpRequest) -> str:
@@ -58,6 +94,7 @@ async def authenticate_key(plaintext: str) -> KeyInfo | None:
 
 def forget_cached_keys() -> None:
     _cache.clear()
+    _blocked_until.clear()
     _generation["seen"] = None
     _generation["checked"] = 0.0
 
@@ -68,6 +105,7 @@ class InferenceKey(AuthBase):
     openapi_type = "apiKey"
 
     async def __call__(self, request: HttpRequest) -> KeyInfo:
+        _refuse_if_blocked(request)
         plaintext = presented_key(request)
         if not plaintext:
             if not settings.FLOCK.require_keys:
@@ -76,7 +114,7 @@ class InferenceKey(AuthBase):
                 "No API key provided. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.")
         info = await authenticate_key(plaintext)
         if info is None:
-            raise AuthenticationFailed("Invalid API key.")
+            raise await _failed(request, AuthenticationFailed("Invalid API key."))
         if info.scope not in (Scope.ADMIN, Scope.USER):
             raise PermissionDenied(f"A {info.scope}-scope key cannot call inference endpoints.",
                                    code="insufficient_scope")
@@ -94,12 +132,13 @@ class AdminKey(AuthBase):
         self.allow_node = allow_node
 
     async def __call__(self, request: HttpRequest) -> KeyInfo:
+        _refuse_if_blocked(request)
         plaintext = presented_key(request)
         if not plaintext:
             raise AuthenticationFailed("No API key provided. Admin endpoints need an admin key.")
         info = await authenticate_key(plaintext)
         if info is None:
-            raise AuthenticationFailed("Invalid API key.")
+            raise await _failed(request, AuthenticationFailed("Invalid API key."))
         allowed = (Scope.ADMIN, Scope.NODE) if self.allow_node else (Scope.ADMIN,)
         if info.scope not in allowed:
             raise PermissionDenied(f"A {info.scope}-scope key cannot use this admin endpoint.",

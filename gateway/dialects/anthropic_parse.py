@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from gateway.canonical import ChatRequest
+from gateway.dialects.openai_parse import MAX_MESSAGES, MAX_TOOLS
 from gateway.errors import InvalidRequest
 
 BILLING_HEADER = "x-anthropic-billing-header:"
@@ -141,6 +142,8 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _field("messages must contain at least one message", "messages")
+    if len(messages) > MAX_MESSAGES:
+        raise _field(f"at most {MAX_MESSAGES} messages are accepted", "messages")
     out: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -173,6 +176,8 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(tools, list):
         raise _field("Input should be a valid list", "tools")
+    if len(tools) > MAX_TOOLS:
+        raise _field(f"at most {MAX_TOOLS} tools are accepted", "tools")
     out = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):

@@ -7,6 +7,8 @@ from typing import Any
 from gateway.canonical import ChatRequest, CompletionRequest, EmbeddingRequest
 from gateway.errors import InvalidRequest
 
+MAX_MESSAGES = 10_000
+MAX_TOOLS = 512
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Sampling options engines understand beyond the standard set; anything else is dropped.
 PASS_THROUGH = ("top_k", "min_p", "repetition_penalty", "logit_bias", "logprobs", "top_logprobs",
@@ -80,6 +82,9 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty array", param="messages")
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidRequest(f"messages has {len(messages)} items; at most {MAX_MESSAGES} are "
+                             "accepted", param="messages")
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
@@ -108,6 +113,9 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(tools, list):
         raise InvalidRequest("tools must be an array", param="tools")
+    if len(tools) > MAX_TOOLS:
+        raise InvalidRequest(f"tools has {len(tools)} items; at most {MAX_TOOLS} are accepted",
+                             param="tools")
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
