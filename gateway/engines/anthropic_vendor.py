@@ -9,9 +9,6 @@ from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from gateway import http
 from gateway.canonical import (
     ChatRequest,
     ChatResult,
@@ -27,54 +24,11 @@ from gateway.canonical import (
 )
 from gateway.dialects import anthropic_upstream
 from gateway.engines.base import Engine
-from gateway.engines.transport import map_transport_error, raise_for_status
+from gateway.engines.transport import request_json, stream_lines
 from gateway.errors import EngineFailed, EngineRejected, GatewayError, InvalidRequest
 
 API_VERSION = "2023-06-01"
 MODELS_PAGE = 1000  # the most /v1/models gives per page; its default is 20
-
-
-def _headers(engine: Engine) -> dict[str, str]:
-    # transport.py sends `authorization: Bearer`; Anthropic wants its own key header and version.
-    headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
-    if engine.api_key:
-        headers["x-api-key"] = engine.api_key
-    return headers
-
-
-def _timeout(engine: Engine, read: float | None = None) -> httpx.Timeout:
-    return httpx.Timeout(read or engine.timeout, connect=engine.connect_timeout)
-
-
-async def request_json(engine: Engine, method: str, path: str, body: Any = None, *,
-                       timeout: float | None = None) -> Any:
-    try:
-        response = await http.client().request(
-            method, engine.endpoint + path, json=body, headers=_headers(engine),
-            timeout=_timeout(engine, timeout))
-    except httpx.HTTPError as exc:
-        raise map_transport_error(engine, exc) from exc
-    raise_for_status(engine, response.status_code, response.content)
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise EngineFailed(f"{engine.kind} engine at {engine.endpoint} sent a body that is not "
-                           "JSON", extra={"engine": engine.kind}) from exc
-
-
-async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncGenerator[str, None]:
-    """Non-empty lines of a streamed response; closing the generator closes the connection."""
-    try:
-        async with http.client().stream("POST", engine.endpoint + path, json=body,
-                                         headers=_headers(engine),
-                                         timeout=_timeout(engine)) as response:
-            if response.status_code >= 400:
-                raise_for_status(engine, response.status_code, await response.aread())
-            async for line in response.aiter_lines():
-                if line:
-                    yield line
-    except httpx.HTTPError as exc:
-        raise map_transport_error(engine, exc) from exc
 
 
 def _prompt_text(request: CompletionRequest) -> str:
@@ -104,6 +58,13 @@ def _context_length(item: dict[str, Any]) -> int | None:
 
 class AnthropicEngine(Engine):
     kind = "anthropic"
+
+    def request_headers(self) -> dict[str, str]:
+        # Anthropic wants its own key header and an API version, not `authorization: Bearer`.
+        headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        return headers
 
     async def list_models(self) -> list[EngineModel]:
         models: list[EngineModel] = []

@@ -43,6 +43,13 @@ class Engine(ABC):
         self.timeout = timeout
         self.connect_timeout = connect_timeout
 
+    def request_headers(self) -> dict[str, str]:
+        """Headers for every request to the engine (drivers override for their own auth)."""
+        headers = {"content-type": "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return headers
+
     @property
     def start_hint(self) -> str:
         return START_HINTS.get(self.kind, "")

@@ -77,7 +77,7 @@ async def request_json(engine: Engine, method: str, path: str, body: Any = None,
                        timeout: float | None = None) -> Any:
     try:
         response = await http.client().request(
-            method, engine.endpoint + path, json=body, headers=_headers(engine),
+            method, engine.endpoint + path, json=body, headers=engine.request_headers(),
             timeout=_timeout(engine, timeout))
     except httpx.HTTPError as exc:
         raise map_transport_error(engine, exc) from exc
@@ -94,7 +94,7 @@ async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncGenerator[s
     connection, which is how an engine learns the caller went away."""
     try:
         async with http.client().stream(
-            "POST", engine.endpoint + path, json=body, headers=_headers(engine),
+            "POST", engine.endpoint + path, json=body, headers=engine.request_headers(),
             timeout=_timeout(engine),
         ) as response:
             if response.status_code >= 400:
