@@ -7,11 +7,14 @@ key can overshoot its quota by is what the requests in flight were granted."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.cache import cache
 
 from accounts.selectors import KeyInfo
@@ -75,11 +78,7 @@ def quota_reserve_sync(key: KeyInfo, estimate: int) -> Reservation | None:
         total = cache.incr(name, amount)
     if total > key.daily_token_quota:
         cache.decr(name, amount)
-        reset = seconds_to_reset()
-        raise RateLimited(
-            f"Daily token quota of {key.daily_token_quota} for key '{key.name}' is used up "
-            f"(this request needs about {amount}); it resets at 00:00 UTC, in {reset} s.",
-            headers={"retry-after": str(reset)}, code="quota_exceeded")
+        raise _quota_exceeded(key, amount)
     return Reservation(key.id, name, amount)
 
 
@@ -98,6 +97,20 @@ def quota_settle_sync(reservation: Reservation | None, actual: int) -> None:
         pass  # the day rolled over; the new counter starts from the ledger
 
 
+def _quota_exceeded(key: KeyInfo, amount: int) -> RateLimited:
+    reset = seconds_to_reset()
+    return RateLimited(
+        f"Daily token quota of {key.daily_token_quota} for key '{key.name}' is used up "
+        f"(this request needs about {amount}); it resets at 00:00 UTC, in {reset} s.",
+        headers={"retry-after": str(reset)}, code="quota_exceeded")
+
+
+def _rate_exceeded(key: KeyInfo, rpm_limit: int) -> RateLimited:
+    retry = max(int(60 - time.time() % 60), 1)
+    return RateLimited(f"Key '{key.name}' is limited to {rpm_limit} requests per minute; "
+                       f"retry in {retry} s.", headers={"retry-after": str(retry)})
+
+
 def rate_check_sync(key: KeyInfo, rpm_limit: int) -> None:
     """Counts one request against the key's per-minute limit, or raises RateLimited."""
     if not rpm_limit or not key.id:
@@ -112,11 +125,85 @@ def rate_check_sync(key: KeyInfo, rpm_limit: int) -> None:
         cache.add(name, 0, 120)
         count = cache.incr(name)
     if count > rpm_limit:
-        retry = max(int(60 - now % 60), 1)
-        raise RateLimited(f"Key '{key.name}' is limited to {rpm_limit} requests per minute; "
-                          f"retry in {retry} s.", headers={"retry-after": str(retry)})
+        raise _rate_exceeded(key, rpm_limit)
 
 
-quota_reserve = sync_to_async(quota_reserve_sync, thread_sensitive=False)
-quota_settle = sync_to_async(quota_settle_sync, thread_sensitive=False)
-rate_check = sync_to_async(rate_check_sync, thread_sensitive=False)
+# --- the request path's async versions ------------------------------------------------------
+# Without Redis the counters live in this process's memory (LocMemCache), so the sync functions
+# above are called inline: no I/O, no trip to a worker thread. With Redis each operation is one
+# Lua script over an asyncio connection, on the same keys Django's cache uses.
+
+_RESERVE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if total > tonumber(ARGV[2]) then redis.call('DECRBY', KEYS[1], ARGV[1]); return -1 end
+return total
+"""
+_SETTLE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return 0
+"""
+_RATE = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], 120) end
+return n
+"""
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _redis():
+    url = settings.FLOCK.redis_url
+    if not url:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        import redis.asyncio
+
+        client = _clients[loop] = redis.asyncio.Redis.from_url(url)
+    return client
+
+
+async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
+    if not key.daily_token_quota or not key.id:
+        return None
+    client = _redis()
+    if client is None:
+        if cache.get(quota_key(key.id)) is None:  # starting from the ledger reads the database
+            await sync_to_async(_ensure_counter, thread_sensitive=False)(quota_key(key.id), key.id)
+        return quota_reserve_sync(key, estimate)
+    amount = max(1, min(estimate, MAX_RESERVATION))
+    name = quota_key(key.id)
+    raw = cache.make_key(name)
+    total = await client.eval(_RESERVE, 1, raw, amount, key.daily_token_quota)
+    if total == -2:  # a new day, or a flushed cache: start from the ledger
+        await sync_to_async(_ensure_counter, thread_sensitive=False)(name, key.id)
+        total = await client.eval(_RESERVE, 1, raw, amount, key.daily_token_quota)
+    if total == -1:
+        raise _quota_exceeded(key, amount)
+    return Reservation(key.id, name, amount)
+
+
+async def quota_settle(reservation: Reservation | None, actual: int) -> None:
+    if reservation is None or reservation.settled:
+        return
+    client = _redis()
+    if client is None:
+        quota_settle_sync(reservation, actual)
+        return
+    reservation.settled = True
+    delta = actual - reservation.reserved
+    if delta:
+        await client.eval(_SETTLE, 1, cache.make_key(reservation.counter), delta)
+
+
+async def rate_check(key: KeyInfo, rpm_limit: int) -> None:
+    if not rpm_limit or not key.id:
+        return
+    client = _redis()
+    if client is None:
+        rate_check_sync(key, rpm_limit)
+        return
+    name = cache.make_key(f"rpm:{key.id}:{int(time.time() // 60)}")
+    if await client.eval(_RATE, 1, name) > rpm_limit:
+        raise _rate_exceeded(key, rpm_limit)
