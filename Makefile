@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup up test test-sqlite test-postgres services clients lint bench clean
+.PHONY: setup up test test-sqlite test-postgres services clients browser lint bench clean
 
 setup: $(STAMP)
 
@@ -20,17 +20,21 @@ up: setup
 services:
 	@bash scripts/services.sh
 
+# Debian's Chromium for the dashboard's browser tests.
+browser:
+	@bash scripts/browser.sh
+
 # Real clients (aider, Claude Code, Continue's cn, the npm SDKs), cached per machine.
 clients:
 	@bash scripts/clients.sh $(PY)
 
-test: setup clients services test-sqlite test-postgres
+test: setup clients browser services test-sqlite test-postgres
 
-test-sqlite: setup clients
+test-sqlite: setup clients browser
 	@echo "==> test suite on SQLite, in-process cache and eager Celery"
 	@$(VENV)/bin/pytest -q
 
-test-postgres: setup services clients
+test-postgres: setup services clients browser
 	@echo "==> test suite on PostgreSQL and Redis"
 	@DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(VENV)/bin/pytest -q
 

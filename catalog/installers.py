@@ -34,9 +34,12 @@ def pull(row: InstalledModel, report: Report) -> dict[str, Any]:
 
 
 def _endpoint(row: InstalledModel) -> str:
-    if not row.node.engine_endpoint:
+    # Pulls run on the node itself: a worker's engine is on its own 127.0.0.1, not behind the
+    # agent URL the leader uses (cluster.agent).
+    endpoint = row.node.engine_local_endpoint or row.node.engine_endpoint
+    if not endpoint:
         raise PullError(f"node {row.node.name} has no engine endpoint")
-    return row.node.engine_endpoint.rstrip("/")
+    return endpoint.rstrip("/")
 
 
 def _full_tag(tag: str) -> str:
@@ -73,7 +76,7 @@ def _node_engine_serves(row: InstalledModel) -> bool:
 
     if row.node.engine != "llamacpp" or not row.node.engine_endpoint:
         return False
-    return row.model_id in engine_probe("llamacpp", row.node.engine_endpoint, timeout=2).models
+    return row.model_id in engine_probe("llamacpp", _endpoint(row), timeout=2).models
 
 
 def _gguf_local(row: InstalledModel, report: Report) -> tuple[Path, bool]:

@@ -49,7 +49,11 @@ def node_rows(timeout: float) -> list[dict]:
                "endpoint": node.engine_endpoint, "embedded": node.engine_embedded,
                "reachable": False, "models": []}
         if node.engine and node.engine_endpoint:
-            probe = services.engine_probe(node.engine, node.engine_endpoint, timeout=timeout)
+            from cluster.agent import engine_access
+
+            endpoint, agent_key = engine_access(node)
+            probe = services.engine_probe(node.engine, endpoint, timeout=timeout,
+                                          api_key=agent_key or "")
             row.update(reachable=probe.reachable, models=probe.models)
         rows.append(row)
     return rows

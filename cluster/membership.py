@@ -202,8 +202,12 @@ def node_register(*, credential: str | KeyInfo, report: NodeReport, actor: Actor
         node.last_heartbeat_at, node.offline_since = now, None
         node.state = NodeState.DRAINING if node.drain_requested_at else NodeState.READY
         node.save()
-        if token is not None or node.api_key_id is None:
-            issued = key_create(name=f"node:{node.name}", scope=Scope.NODE, actor=actor)
+        if (token is None and node.api_key_id is None and isinstance(credential, KeyInfo)
+                and credential.scope == Scope.NODE):
+            node.api_key_id = credential.id  # a forgotten node's key: it stays the node's key
+            node.save(update_fields=["api_key"])
+        elif token is not None or node.api_key_id is None:
+            issued = key_create(name=f"node:{node.name}", scope="node", actor=actor)
             node.api_key = issued.key
             node.save(update_fields=["api_key"])
         if old_key is not None and old_key.pk != node.api_key_id and old_key.revoked_at is None:

@@ -127,9 +127,10 @@ def register(client: LeaderClient, report: dict[str, Any], *, identity: Identity
     """Registers with the node key we kept (the same node again), falling back to the join
     token when the leader no longer accepts that key."""
     answer = None
+    used = ""
     if identity is not None and identity.leader == client.base_url:
         try:
-            answer = client.register(identity.key, report)
+            used, answer = identity.key, client.register(identity.key, report)
         except LeaderRefused:
             if not token:
                 raise
@@ -139,8 +140,8 @@ def register(client: LeaderClient, report: dict[str, Any], *, identity: Identity
             raise LeaderRefused("no join token and no saved node key: run "
                                 "`manage.py join 'http://LEADER:8080?token=T'` with a token "
                                 "from `manage.py token create --node` on the leader")
-        answer = client.register(token, report)
-    key = answer.get("key") or (identity.key if identity else "")
+        used, answer = token, client.register(token, report)
+    key = answer.get("key") or used  # none issued: the key we registered with stays ours
     return Identity(leader=client.base_url, node_id=int(answer["node_id"]), name=answer["name"],
                     key=key, agent_secret=answer["agent_secret"])
 

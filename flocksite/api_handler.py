@@ -15,8 +15,11 @@ API_PREFIXES = ("/v1/", "/admin/v1/", "/healthz", "/readyz", "/metrics")
 class APIHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler.load_middleware reads settings.MIDDLEWARE; this runs once, at start-up.
+        from gateway.tracing import MIDDLEWARE as TRACING
+
         full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.API_MIDDLEWARE
+        # The request span leads when tracing put it in the full list (gateway/tracing.py).
+        settings.MIDDLEWARE = [name for name in full if name == TRACING] + settings.API_MIDDLEWARE
         try:
             super().load_middleware(is_async)
         finally:

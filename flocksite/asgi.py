@@ -7,8 +7,24 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flocksite.settings")
+
+
+def _tracing() -> None:
+    from django.conf import settings
+
+    from gateway.tracing import tracing_configure
+
+    tracing_configure(settings.FLOCK)  # before the handler loads MIDDLEWARE; no-op when unset
+
+
+_tracing()
 django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi})
+from flocksite.api_handler import APIHandler, split_by_path  # noqa: E402
+from flocksite.dashboard.routing import websocket_application  # noqa: E402  (dashboard: /ws/live)
+
+http_application = split_by_path(APIHandler(), django_asgi)
+# "websocket": the dashboard's live updates (flocksite/dashboard/consumers.py)
+application = ProtocolTypeRouter({"http": http_application, "websocket": websocket_application})

@@ -6,6 +6,7 @@ start-up with a message naming the variable (ConfigError).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ class FlockConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     engine_timeout_seconds: float = 600.0
     engine_connect_timeout_seconds: float = 5.0
+    otlp_endpoint: str = ""  # OTLP/HTTP traces endpoint; empty: tracing off
+    metrics_allow: tuple[str, ...] = ()  # CIDRs that may read /metrics without an admin key
     config_file: Path | None = None
 
     @property
@@ -77,6 +80,8 @@ class FlockConfig:
             "catalog_dirs": [str(p) for p in self.catalog_dirs],
             "database_url": _redact_url(self.database_url),
             "redis_url": _redact_url(self.redis_url),
+            "observability": {"otlp_endpoint": _redact_url(self.otlp_endpoint),
+                              "metrics_allow": list(self.metrics_allow)},
             "config_file": str(self.config_file) if self.config_file else None,
         }
 
@@ -132,6 +137,33 @@ def _url(value: Any, name: str) -> str:
     return text
 
 
+def _otlp_endpoint(value: Any, name: str) -> str:
+    """A collector base URL (`/v1/traces` is added) or a full traces URL; a bare HOST:PORT
+    means http://HOST:PORT."""
+    text = str(value).strip().rstrip("/")
+    if not text:
+        return ""
+    if "://" not in text:
+        text = "http://" + text
+    text = _url(text, name)
+    return text if text.endswith("/v1/traces") else text + "/v1/traces"
+
+
+def _cidrs(value: Any, name: str) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}={value!r}: {text!r} is not an IP address or CIDR "
+                              "(e.g. 10.0.0.0/8)") from None
+    return tuple(networks)
+
+
 def _number(value: Any, name: str, kind: type = int) -> Any:
     try:
         number = kind(value)
@@ -161,6 +193,7 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
     config_file = Path(env.get("FLOCK_CONFIG") or data_dir / "config.yaml").expanduser()
     file = _read_file(config_file)
     engines = file.get("engines") or {}
+    observability = file.get("observability") or {}
 
     def pick(env_name: str, file_value: Any, default: Any) -> tuple[Any, str]:
         if env.get(env_name, "") != "":
@@ -194,6 +227,8 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
     redis_url, name_redis = pick("REDIS_URL", file.get("redis_url"), "")
     body_mb, name_body = pick("FLOCK_MAX_BODY_MB", file.get("max_body_mb"), 32)
     timeout, name_timeout = pick("FLOCK_ENGINE_TIMEOUT", file.get("engine_timeout_seconds"), 600)
+    otlp, name_otlp = pick("FLOCK_OTLP_ENDPOINT", observability.get("otlp_endpoint"), "")
+    allow, name_allow = pick("FLOCK_METRICS_ALLOW", observability.get("metrics_allow"), "")
     if redis_url and not str(redis_url).startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{name_redis}={redis_url!r}: expected a redis:// URL")
     return FlockConfig(
@@ -216,5 +251,7 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
         redis_url=str(redis_url),
         max_body_bytes=int(_number(body_mb, name_body, float) * 1024 * 1024),
         engine_timeout_seconds=_number(timeout, name_timeout, float),
+        otlp_endpoint=_otlp_endpoint(otlp, name_otlp),
+        metrics_allow=_cidrs(allow, name_allow),
         config_file=config_file,
     )

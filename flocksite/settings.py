@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
 from flocksite import config as flock_config
+from flocksite.prometheus_dir import prometheus_dir_prepare
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 FLOCK = flock_config.load()
 FLOCK.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+# Before anything imports prometheus_client: several gateway processes share one /metrics.
+try:
+    prometheus_dir_prepare(FLOCK.data_dir)
+except OSError:  # an unwritable data dir: `manage.py doctor` says how to fix it
+    pass
 
 
 def _secret_key() -> str:
@@ -45,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gateway.metrics_middleware.PrometheusBeforeMiddleware",
+    "gateway.date_header.DateHeaderMiddleware",
     "gateway.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +62,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "gateway.metrics_middleware.PrometheusAfterMiddleware",
+]
+
+# The API routes (/v1, /admin/v1, probes, /metrics) run through a handler with only these,
+# all async-native: see flocksite/api_handler.py.
+API_MIDDLEWARE = [
+    "gateway.metrics_middleware.PrometheusBeforeMiddleware",
+    "gateway.date_header.DateHeaderMiddleware",
+    "gateway.middleware.RequestIdMiddleware",
+    "gateway.metrics_middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "flocksite.urls"
@@ -83,6 +102,10 @@ else:
             "NAME": FLOCK.data_dir / "flock.db",
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
                         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"},
+            # Tests use a file too: the live server's threads (websocket panels, background
+            # pulls) read and write at once, which an in-memory database answers with "table is
+            # locked" instead of waiting.
+            "TEST": {"NAME": FLOCK.data_dir / "test-flock.db"},
         }
     }
 
@@ -109,6 +132,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = FLOCK.data_dir / "static"
+
+# Dashboard (flocksite/dashboard): staff users log in with Django's auth; sessions end when the
+# browser closes and after 12 hours at most.
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+SESSION_COOKIE_AGE = 12 * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # pages carry the token in a <meta> tag for fetch()
+_external = urlsplit(FLOCK.external_url)
+CSRF_TRUSTED_ORIGINS = [f"{_external.scheme}://{_external.netloc}"] if FLOCK.external_url else []
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ from gateway.admission import admit
 from gateway.api_anthropic import router as anthropic_router
 from gateway.attempts import PING, call_first, open_stream
 from gateway.auth import InferenceKey
+from gateway.balancing import session_of
 from gateway.canonical import Event, Finish, TextDelta, Usage
 from gateway.dialects import anthropic_render, openai_errors, openai_parse, openai_render
 from gateway.errors import AuthenticationFailed, GatewayError, ModelNotFound
@@ -95,7 +96,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     acct = Accounting.of(request, protocol="openai", endpoint="chat.completions",
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_prompt_tokens(req)
-    candidates = await acct.watch(router.candidates(req.model))
+    candidates = await acct.watch(router.candidates(
+        req.model, session=session_of(request, req.user)))
     candidates = await acct.watch(admit(acct, req.model, candidates,
                                         prompt_tokens=reservation_prompt_tokens(req),
                                         max_tokens=req.max_tokens))
@@ -128,7 +130,7 @@ async def completions(request: HttpRequest) -> HttpResponse:
     acct = Accounting.of(request, protocol="openai", endpoint="completions",
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_tokens(req.prompt if isinstance(req.prompt, str) else "")
-    candidates = await acct.watch(router.candidates(req.model))
+    candidates = await acct.watch(router.candidates(req.model, session=session_of(request)))
     candidates = await acct.watch(admit(acct, req.model, candidates,
                                         prompt_tokens=text_reservation_tokens(
                                             req.prompt if isinstance(req.prompt, list)
@@ -177,7 +179,7 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     acct = Accounting.of(request, protocol="openai", endpoint="embeddings", model=req.model)
     acct.prompt_estimate = sum(estimate_tokens(t) if isinstance(t, str) else len(t)
                                for t in req.input)
-    candidates = await acct.watch(router.candidates(req.model))
+    candidates = await acct.watch(router.candidates(req.model, session=session_of(request)))
     candidates = await acct.watch(admit(acct, req.model, candidates,
                                         prompt_tokens=text_reservation_tokens(req.input),
                                         max_tokens=0))

@@ -9,6 +9,7 @@ from ninja import Router
 
 from gateway.admission import admit
 from gateway.attempts import PING, call_first, open_stream
+from gateway.balancing import session_of
 from gateway.canonical import Event
 from gateway.dialects import anthropic_errors, anthropic_parse, anthropic_render
 from gateway.errors import GatewayError
@@ -27,7 +28,8 @@ async def messages(request: HttpRequest) -> HttpResponse:
     acct = Accounting.of(request, protocol="anthropic", endpoint="messages",
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_prompt_tokens(req)
-    candidates = await acct.watch(model_router.candidates(req.model))
+    candidates = await acct.watch(model_router.candidates(
+        req.model, session=session_of(request, req.user)))
     candidates = await acct.watch(admit(acct, req.model, candidates,
                                         prompt_tokens=reservation_prompt_tokens(req),
                                         max_tokens=req.max_tokens))

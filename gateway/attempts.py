@@ -11,8 +11,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from gateway import balancing, observe
 from gateway.canonical import Event
-from gateway.errors import EngineError, EngineFailed
+from gateway.errors import EngineError, EngineFailed, EngineUnreachable
 from gateway.pipeline import Accounting
 from gateway.router import Candidate
 
@@ -35,11 +36,18 @@ async def call_first(candidates: list[Candidate], acct: Accounting,
     for candidate in candidates:
         acct.served_by(candidate)
         try:
-            return await call(candidate)
+            async with balancing.outstanding(candidate):
+                return await observe.attempt_call(acct, candidate, call)
         except EngineError as exc:
+            await _failed(candidate, exc)
             last = exc
     assert last is not None
     raise last
+
+
+async def _failed(candidate: Candidate, exc: EngineError) -> None:
+    if isinstance(exc, EngineUnreachable):
+        await balancing.note_unreachable(candidate)
 
 
 async def _first_event(stream: AsyncIterator[Event], kind: str) -> AsyncIterator[Event | _Ping]:
@@ -70,18 +78,21 @@ async def candidate_stream(candidates: list[Candidate], acct: Accounting,
     last: EngineError | None = None
     for candidate in candidates:
         acct.served_by(candidate)
-        stream = start(candidate)
+        stream = observe.attempt_stream(acct, candidate, start)
         try:
-            try:
-                async with contextlib.aclosing(_first_event(stream, candidate.engine.kind)) as first:
-                    async for item in first:
-                        yield item
-            except EngineError as exc:
-                last = exc
-                continue
-            async for event in stream:
-                yield event
-            return
+            async with balancing.outstanding(candidate):
+                try:
+                    async with contextlib.aclosing(_first_event(stream, candidate.engine.kind)) \
+                            as first:
+                        async for item in first:
+                            yield item
+                except EngineError as exc:
+                    await _failed(candidate, exc)
+                    last = exc
+                    continue
+                async for event in stream:
+                    yield event
+                return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
     assert last is not None

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from accounts.selectors import KeyInfo
 from accounts.usage_buffer import UsageEvent, usage_record
+from gateway import observe
 from gateway.canonical import Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from gateway.errors import GatewayError
 from gateway.router import Candidate
@@ -48,6 +49,7 @@ class Accounting:
     status_code: int = 200
     error_type: str = ""
     recorded: bool = False
+    observed: Any = field(default=None, repr=False)  # gateway.observe.Observation
 
     @classmethod
     def of(cls, request, **fields) -> Accounting:
@@ -56,6 +58,7 @@ class Accounting:
         request_id = getattr(request, "flock_request_id", None)
         if request_id:
             acct.request_id = request_id
+        acct.observed = observe.request_started(acct, request)  # metrics and traces
         return acct
 
     async def watch(self, work: Awaitable[T]) -> T:
@@ -122,6 +125,8 @@ class Accounting:
         self.recorded = True
         now = time.monotonic()
         usage = self.final_usage()
+        ttft = self.first_token_at - self.started if self.first_token_at else None
+        observe.request_recorded(self, usage, now - self.started, ttft)  # metrics and traces
         usage_record(UsageEvent(
             created_at=datetime.now(UTC),
             request_id=self.request_id,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway import balancing
 from gateway.canonical import EngineModel
 from gateway.engines.base import Engine
 from gateway.engines.registry import make_engine
@@ -39,20 +40,22 @@ class _Listing:
 
 class Router:
     def __init__(self) -> None:
-        self._engines: dict[tuple[str, str, str], Engine] = {}
+        self._engines: dict[tuple[str, str, str, str | None], Engine] = {}
         self._pool: tuple[list[tuple[str, Engine]], float] = ([], 0.0)
         self._listings: dict[int, _Listing] = {}
+        self.leaders: set[str] = set()
 
     def reset(self) -> None:
         self._engines.clear()
         self._pool = ([], 0.0)
         self._listings.clear()
 
-    def _engine(self, kind: str, endpoint: str, node: str) -> Engine:
+    def _engine(self, kind: str, endpoint: str, node: str, api_key: str | None = None) -> Engine:
         cfg = settings.FLOCK
-        key = (kind, endpoint, node)
+        key = (kind, endpoint, node, api_key)
         if key not in self._engines:
-            api_key = {"vllm": cfg.vllm_api_key, "anthropic": cfg.anthropic_api_key}.get(kind, "")
+            if api_key is None:  # a worker's agent key (cluster.agent) replaces the engine's
+                api_key = {"vllm": cfg.vllm_api_key, "anthropic": cfg.anthropic_api_key}.get(kind, "")
             self._engines[key] = make_engine(
                 kind, endpoint, api_key=api_key,
                 timeout=cfg.engine_timeout_seconds, connect_timeout=cfg.engine_connect_timeout_seconds)
@@ -63,10 +66,13 @@ class Router:
         if expires > time.monotonic():
             return engines
         from catalog.selectors import served_endpoints
+        from cluster.agent import engine_access
         from cluster.selectors import nodes_routable
 
         nodes = await sync_to_async(lambda: list(nodes_routable()), thread_sensitive=False)()
-        engines = [(n.name, self._engine(n.engine, n.engine_endpoint, n.name)) for n in nodes]
+        engines = [(n.name, self._engine(n.engine, engine_access(n)[0], n.name,
+                                         api_key=engine_access(n)[1])) for n in nodes]
+        self.leaders = {n.name for n in nodes if n.role == "leader"} | {"local"}
         # Models added with `model add` may run in llama-servers of their own beside the engine.
         extra = await sync_to_async(served_endpoints, thread_sensitive=False)()
         engines += [(node, self._engine(kind, endpoint, node)) for node, kind, endpoint in extra
@@ -100,8 +106,9 @@ class Router:
                 rows.append((node, engine, model))
         return rows
 
-    async def candidates(self, requested: str) -> list[Candidate]:
-        """Every engine that serves `requested` ('auto' means the default model)."""
+    async def candidates(self, requested: str, *, session: str = "") -> list[Candidate]:
+        """Every engine that serves `requested` ('auto' means the default model), best first
+        (gateway.balancing: the session's replica, least outstanding, the leader on ties)."""
         pool = await self.pool()
         if not pool:
             cfg = settings.FLOCK
@@ -118,7 +125,8 @@ class Router:
                  for node, engine, lst in listings
                  for model in lst.models if name and same_model(name, model.id)]
         if found:
-            return found
+            return await balancing.order(found, requested=name, session=session,
+                                         leaders=self.leaders)
         failures = [lst.error for _, _, lst in listings if lst.error is not None]
         if failures and (len(failures) == len(listings) or requested in ("auto", "default", "")):
             raise failures[0]

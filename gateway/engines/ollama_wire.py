@@ -272,7 +272,7 @@ def line_events(data: dict[str, Any], state: StreamState) -> list[Event]:
     published shape raises EngineFailed: the engine is answering garbage."""
     try:
         return _line_events(data, state)
-    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+    except (TypeError, AttributeError, ValueError, KeyError, OverflowError) as exc:
         raise EngineFailed(f"Ollama sent a malformed stream line ({exc})") from None
 
 

@@ -126,7 +126,7 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
     not have the published shape raises EngineFailed: the engine is answering garbage."""
     try:
         return _chunk_events(chunk)
-    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+    except (TypeError, AttributeError, ValueError, KeyError, OverflowError) as exc:
         raise EngineFailed(f"the engine sent a malformed stream chunk ({exc})") from None
 
 

@@ -24,13 +24,9 @@ extra_headers: ContextVar[Mapping[str, str] | None] = ContextVar("flock_engine_h
 
 
 def _headers(engine: Engine) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
-    if engine.api_key:
-        headers["authorization"] = f"Bearer {engine.api_key}"
+    headers = engine.request_headers()
     extra = extra_headers.get()
-    if extra:
-        headers.update(extra)
-    return headers
+    return {**headers, **extra} if extra else headers
 
 
 def _timeout(engine: Engine, read: float | None = None) -> httpx.Timeout:
@@ -77,7 +73,7 @@ async def request_json(engine: Engine, method: str, path: str, body: Any = None,
                        timeout: float | None = None) -> Any:
     try:
         response = await http.client().request(
-            method, engine.endpoint + path, json=body, headers=engine.request_headers(),
+            method, engine.endpoint + path, json=body, headers=_headers(engine),
             timeout=_timeout(engine, timeout))
     except httpx.HTTPError as exc:
         raise map_transport_error(engine, exc) from exc
@@ -94,7 +90,7 @@ async def stream_lines(engine: Engine, path: str, body: Any) -> AsyncGenerator[s
     connection, which is how an engine learns the caller went away."""
     try:
         async with http.client().stream(
-            "POST", engine.endpoint + path, json=body, headers=engine.request_headers(),
+            "POST", engine.endpoint + path, json=body, headers=_headers(engine),
             timeout=_timeout(engine),
         ) as response:
             if response.status_code >= 400:

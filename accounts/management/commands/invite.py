@@ -11,7 +11,7 @@ from accounts import snippets
 from accounts.audit import Actor
 from accounts.models import Scope
 from accounts.services import key_create
-from accounts.snippets.render import snippet_markdown
+from accounts.snippets.render import invite_card
 from accounts.snippets.resolve import PLACEHOLDER, base_url_resolve, model_resolve
 
 
@@ -73,16 +73,5 @@ class Command(BaseCommand):
 
     def _card(self, name: str, token: str, root: str, model: str, quota: int,
               cards: list[snippets.Snippet]) -> str:
-        limit = f"{quota:,} tokens a day (the day resets at 00:00 UTC)" if quota \
-            else "no daily limit"
-        head = [
-            f"## Flock access for {name}", "",
-            f"Your key, shown only this once (keep it secret): `{token}`", "",
-            f"- OpenAI-compatible base URL: `{root}/v1`",
-            f"- Anthropic base URL: `{root}` (no /v1)",
-            f"- Model: `{model}`",
-            f"- Limit: {limit}",
-            "- Either header works: `Authorization: Bearer <key>` or `x-api-key: <key>`", "",
-            f"In the snippets below, put your key where they say `{PLACEHOLDER}`.", "",
-        ]
-        return "\n".join(head) + "\n" + "\n".join(snippet_markdown(card) for card in cards)
+        return invite_card(name=name, token=token, root=root, model=model, quota=quota,
+                           cards=cards)

@@ -24,7 +24,8 @@ class Command(BaseCommand):
         scope = create.add_mutually_exclusive_group()
         scope.add_argument("--admin", action="store_true", help="admin scope (reaches /admin/v1)")
         scope.add_argument("--node", action="store_true",
-                           help="node scope (a worker joining the cluster)")
+                           help="a single-use join token for a worker (valid 5 minutes, or "
+                                "--expires), printed with the `manage.py join` command to run")
         create.add_argument("--quota", type=int, default=0, metavar="N",
                             help="daily token quota, 0 for unlimited (default)")
         create.add_argument("--rpm", type=int, default=0, metavar="N",
@@ -43,7 +44,10 @@ class Command(BaseCommand):
         getattr(self, f"_{opts['action']}")(opts)
 
     def _create(self, opts: dict) -> None:
-        scope = Scope.ADMIN if opts["admin"] else Scope.NODE if opts["node"] else Scope.USER
+        if opts["node"]:
+            self._create_join_token(opts)
+            return
+        scope = Scope.ADMIN if opts["admin"] else Scope.USER
         name = opts["name"] or f"{scope}-{timezone.now():%Y%m%d-%H%M%S}"
         if opts["quota"] < 0 or opts["rpm"] < 0:
             raise CommandError("--quota and --rpm cannot be negative")
@@ -61,6 +65,31 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Created {scope} key {issued.key.id} ({name}). It is shown only now:\n")
         self.stdout.write(f"  {issued.plaintext}\n")
+
+    def _create_join_token(self, opts: dict) -> None:
+        from cluster.joining import join_command
+        from cluster.membership import join_token_create
+        from cluster.models import JOIN_TOKEN_TTL
+
+        if opts["quota"] or opts["rpm"] or opts["models"] or opts["name"]:
+            raise CommandError("a join token takes no name, --quota, --rpm or --models; the "
+                               "node's own key is issued when it joins")
+        try:
+            ttl = parse_duration(opts["expires"]) if opts["expires"] else JOIN_TOKEN_TTL
+            issued = join_token_create(actor=Actor.cli(), ttl=ttl)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        command = join_command(issued.plaintext)
+        if opts["json"]:
+            self.stdout.write(json.dumps({"token": issued.plaintext, "join_command": command,
+                                          "expires_at": issued.token.expires_at.isoformat()},
+                                         indent=2))
+            return
+        minutes = max(1, round(ttl.total_seconds() / 60))
+        self.stdout.write(f"Join token (single use, valid for {minutes} minutes):\n"
+                          f"  {issued.plaintext}\n\nOn the new worker machine, run:\n"
+                          f"  {command}\n(the URL is FLOCK_EXTERNAL_URL, or this machine's "
+                          "address; add --advertise HOST on the worker if it has several)")
 
     def _ls(self, opts: dict) -> None:
         keys = ApiKey.objects.select_related("owner").order_by("id")

@@ -183,12 +183,14 @@ class Command(BaseCommand):
         self.stdout.write(rendering.ls_table(rows))
 
     def _served_elsewhere(self, known: set[tuple[str, str]]) -> list[dict]:
+        from cluster.agent import engine_access
         from cluster.selectors import nodes_routable
         from cluster.services import engine_probe
 
         rows = []
         for node in nodes_routable():
-            probe = engine_probe(node.engine, node.engine_endpoint, timeout=1.0)
+            endpoint, agent_key = engine_access(node)  # a worker: through its agent
+            probe = engine_probe(node.engine, endpoint, timeout=1.0, api_key=agent_key or "")
             for name in probe.models:
                 if (name, node.name) not in known:
                     rows.append({"model": name, "node": node.name, "engine": node.engine,

@@ -194,6 +194,11 @@ class Command(BaseCommand):
             self._start_agent()  # it must accept the new secret
         return identity
 
+    @property
+    def _me(self) -> Identity:
+        assert self.identity is not None, "registered before anything needs the identity"
+        return self.identity
+
     # --- children --------------------------------------------------------------------------------
 
     def _logs(self) -> Path:
@@ -207,9 +212,9 @@ class Command(BaseCommand):
                     "FLOCK_AGENT_NODE": self.name, "FLOCK_AGENT_ENGINE": self.kind,
                     "FLOCK_AGENT_ENGINE_ENDPOINT": self.endpoint,
                     "FLOCK_AGENT_ENGINE_KEY": self.engine_key,
-                    "FLOCK_AGENT_SECRET_SHA256": agent.secret_digest(self.identity.agent_secret)})
+                    "FLOCK_AGENT_SECRET_SHA256": agent.secret_digest(self._me.agent_secret)})
         argv = [sys.executable, "-m", "daphne", "-b", self.listen_host, "-p", str(self.port),
-                "-v", "0", "flocksite.asgi:application"]
+                "-v", "0", "flocksite.asgi_agent:application"]
         log_path = self._logs() / "agent.log"
         proc = processes.spawn(argv, env=env, cwd=embedded.PROJECT_ROOT, log_path=log_path)
         self.children["agent"] = proc
@@ -265,7 +270,7 @@ class Command(BaseCommand):
         url = processes.local_url(self.listen_host, self.port, agent.STATUS_ROUTE)
         try:
             answer = httpx.get(url, timeout=1, trust_env=False,
-                               headers={"authorization": f"Bearer {self.identity.agent_secret}"})
+                               headers={"authorization": f"Bearer {self._me.agent_secret}"})
             return int(answer.json().get("in_flight", 0))
         except (httpx.HTTPError, ValueError, AttributeError):
             return 0
@@ -275,7 +280,7 @@ class Command(BaseCommand):
         engine = f"{self.kind} at {self.endpoint}" if self.kind else "none"
         console.ok(f"agent: {self.agent_url} (the leader reaches the engine through it)")
         console.line(console.paint("Worker is running.", "bold") + "")
-        console.line(f"  Node:    {self.identity.name} (id {self.identity.node_id})")
+        console.line(f"  Node:    {self._me.name} (id {self._me.node_id})")
         console.line(f"  Leader:  {self.client.base_url}")
         console.line(f"  Engine:  {engine}")
         console.line("  Heartbeat every 5 s. Press Ctrl-C to stop.")

@@ -120,6 +120,8 @@ class Command(BaseCommand):
             if not data[key]:
                 console.line("  none")
                 continue
+            for row in data[key]:
+                row["time"] = (row["time"] or "")[:19].replace("T", " ")
             console.line(table(data[key], [("time", "TIME"), ("user", "USER"), ("model", "MODEL"),
                                            ("status", "STATUS"), ("latency_ms", "MS"),
                                            ("error", "ERROR")]))

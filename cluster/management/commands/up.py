@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from cluster import embedded, processes, services, watchdog
+from cluster import embedded, liveness, processes, services, watchdog
 from cluster.console import Console
 from cluster.tasks import engine_watchdog_tick
 from flocksite.config import ConfigError, FlockConfig, parse_listen
@@ -207,6 +207,11 @@ class Command(BaseCommand):
         console.line(console.paint("Flock is ready.", "bold"))
         console.line(f"  API:            {base}/v1")
         console.line(f"  Engine:         {self._engine_label()}")
+        console.line(f"  Dashboard:      {base}/")
+        from django.contrib.auth import get_user_model
+
+        if not get_user_model().objects.filter(is_staff=True, is_active=True).exists():
+            console.line("                  (no admin yet: python manage.py createsuperuser)")
         if self.admin.plaintext:
             console.line(f"  Admin API key:  {self.admin.plaintext}")
             console.line(f"                  (shown once; saved to {self.admin.path}, mode 0600)")
@@ -247,6 +252,8 @@ class Command(BaseCommand):
             dog = watchdog.register(watchdog.Watchdog(self.engine.embedded, interval=interval))
             # Celery's .apply() runs the task here, where the process handle lives.
             dog.start(tick=lambda: engine_watchdog_tick.apply(kwargs={"name": dog.name}))
+        # Marks silent workers offline and keeps the leader's placements (cluster.liveness).
+        liveness.LeaderLoop(services.local_node_name()).start()
         assert self.gateway is not None
         while not stop.wait(0.5):
             code = self.gateway.poll()
