@@ -7,17 +7,15 @@ key can overshoot its quota by is what the requests in flight were granted."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.cache import cache
 
 from accounts.selectors import KeyInfo
+from flocksite.shared_redis import async_redis
 from gateway.errors import RateLimited
 
 DAY_TTL = 2 * 24 * 3600
@@ -148,26 +146,12 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], 120) end
 return n
 """
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _redis():
-    url = settings.FLOCK.redis_url
-    if not url:
-        return None
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        import redis.asyncio
-
-        client = _clients[loop] = redis.asyncio.Redis.from_url(url)
-    return client
 
 
 async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
     if not key.daily_token_quota or not key.id:
         return None
-    client = _redis()
+    client = async_redis()
     if client is None:
         if cache.get(quota_key(key.id)) is None:  # starting from the ledger reads the database
             await sync_to_async(_ensure_counter, thread_sensitive=False)(quota_key(key.id), key.id)
@@ -187,7 +171,7 @@ async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
 async def quota_settle(reservation: Reservation | None, actual: int) -> None:
     if reservation is None or reservation.settled:
         return
-    client = _redis()
+    client = async_redis()
     if client is None:
         quota_settle_sync(reservation, actual)
         return
@@ -200,7 +184,7 @@ async def quota_settle(reservation: Reservation | None, actual: int) -> None:
 async def rate_check(key: KeyInfo, rpm_limit: int) -> None:
     if not rpm_limit or not key.id:
         return
-    client = _redis()
+    client = async_redis()
     if client is None:
         rate_check_sync(key, rpm_limit)
         return

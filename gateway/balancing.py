@@ -14,17 +14,16 @@ A counter a crashed gateway never decremented expires after INFLIGHT_TTL."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Collection
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+
+from flocksite.shared_redis import async_redis
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -75,20 +74,6 @@ local n = redis.call('DECR', KEYS[1])
 if n < 0 then redis.call('SET', KEYS[1], 0, 'EX', ARGV[1]); return 0 end
 return n
 """
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _redis():
-    url = settings.FLOCK.redis_url
-    if not url:
-        return None
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        import redis.asyncio
-
-        client = _clients[loop] = redis.asyncio.Redis.from_url(url)
-    return client
 
 
 def _local():
@@ -103,7 +88,7 @@ def _text(value: Any) -> str | None:
 
 
 async def _read(names: list[str]) -> dict[str, Any]:
-    client = _redis()
+    client = async_redis()
     if client is None:
         return _local().get_many(names)
     values = await client.mget([caches["default"].make_key(n) for n in names])
@@ -111,7 +96,7 @@ async def _read(names: list[str]) -> dict[str, Any]:
 
 
 async def _write(name: str, value: str, ttl: int) -> None:
-    client = _redis()
+    client = async_redis()
     if client is None:
         _local().set(name, value, ttl)
     else:
@@ -119,7 +104,7 @@ async def _write(name: str, value: str, ttl: int) -> None:
 
 
 async def _add(name: str, delta: int) -> None:
-    client = _redis()
+    client = async_redis()
     if client is not None:
         await client.eval(_INCR if delta > 0 else _DECR, 1, caches["default"].make_key(name),
                           INFLIGHT_TTL)

@@ -1,0 +1,25 @@
+"""One asyncio Redis connection pool per event loop, for the request path's shared counters
+(quotas, rate limits, in-flight requests). None without REDIS_URL: counters then live in this
+process's memory."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from django.conf import settings
+
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def async_redis():
+    url = settings.FLOCK.redis_url
+    if not url:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        import redis.asyncio
+
+        client = _clients[loop] = redis.asyncio.Redis.from_url(url)
+    return client
