@@ -66,11 +66,12 @@ async def token_revoke(request: HttpRequest, key_id: int) -> dict:
 
 @router.get("/usage/recent")
 async def usage_recent(request: HttpRequest, limit: int = 50, user: str | None = None,
-                       model: str | None = None) -> dict:
+                       model: str | None = None, outcome: str | None = None) -> dict:
+    """Newest first; `outcome` is ok, error or aborted."""
     limit = max(1, min(limit, 1000))
     rows = await sync_to_async(lambda: [serializers.usage_dict(r) for r in
                                         usage_stats.usage_recent(limit=limit, user=user,
-                                                                 model=model)])()
+                                                                 model=model, outcome=outcome)])()
     return {"data": rows}
 
 

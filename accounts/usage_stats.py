@@ -14,8 +14,10 @@ from accounts.models import AuditEntry, UsageRecord
 
 
 def usage_recent(*, limit: int = 50, user: str | None = None, key_id: int | None = None,
-                 model: str | None = None) -> QuerySet[UsageRecord]:
+                 model: str | None = None, outcome: str | None = None) -> QuerySet[UsageRecord]:
     rows = UsageRecord.objects.order_by("-created_at")
+    if outcome:
+        rows = rows.filter(outcome=outcome)
     if user:
         rows = rows.filter(key_name=user) | rows.filter(key_id__in=_key_ids_of_owner(user))
     if key_id is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 
+from accounts.models import Outcome
 from accounts.usage_stats import audit_recent, usage_recent
 from flocksite.dashboard.auth import staff_required
 from flocksite.dashboard.layout import page
@@ -29,14 +30,16 @@ def _query(filters: dict[str, str]) -> str:
 
 
 def usage_context(params: QueryDict) -> dict[str, Any]:
-    filters = _filters(params, ("user", "model", "key"))
+    filters = _filters(params, ("user", "model", "key", "outcome"))
     key = filters["key"]
     key_id = int(key) if key.isdigit() else None
+    outcome = filters["outcome"] if filters["outcome"] in Outcome.values else ""
+    filters["outcome"] = outcome
     rows = usage_recent(limit=BROWSABLE, user=filters["user"] or None, key_id=key_id,
-                        model=filters["model"] or None)
+                        model=filters["model"] or None, outcome=outcome or None)
     found = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
     return {"rows": found, "filters": filters, "query": _query(filters),
-            "bad_key": bool(key) and key_id is None}
+            "bad_key": bool(key) and key_id is None, "outcomes": Outcome.values}
 
 
 def audit_context(params: QueryDict) -> dict[str, Any]:

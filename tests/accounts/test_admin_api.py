@@ -58,6 +58,8 @@ def test_usage_recent_and_summary(gateway):
     gateway.usage_records()  # flush
     recent = httpx.get(gateway.url + "/admin/v1/usage/recent?limit=2", headers=_admin(gateway))
     assert len(recent.json()["data"]) == 2
+    failed = httpx.get(gateway.url + "/admin/v1/usage/recent?outcome=error", headers=_admin(gateway))
+    assert [r["model"] for r in failed.json()["data"]] == ["missing"]
     summary = httpx.get(gateway.url + "/admin/v1/usage/summary", headers=_admin(gateway)).json()
     assert summary["requests"] == 4 and summary["errors"] == 1 and summary["error_rate"] == 0.25
     assert summary["top_models"][0] == {"model": "fake-model", "requests": 3, "tokens": 36}

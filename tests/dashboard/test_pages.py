@@ -207,6 +207,15 @@ def test_usage_is_filtered_and_paginated(admin):
     assert "Key ID must be a number" in admin.get("/usage?key=abc").content.decode()
 
 
+def test_usage_is_filtered_by_outcome(admin):
+    _usage(3, model="qwen3-8b")
+    _usage(2, model="gemma-3-4b", outcome="error")
+    failed = admin.get("/usage?outcome=error").content.decode()
+    assert failed.count("<tr>") == 3 and "qwen3-8b" not in failed.split("<tbody>")[1]
+    assert '<option value="error" selected>' in failed
+    assert admin.get("/usage?outcome=bogus").content.decode().count("<tr>") == 6  # ignored
+
+
 def test_audit_is_filtered_by_actor_and_action(admin):
     key_create(name="one", scope="user")
     issued = key_create(name="two", scope="user")
