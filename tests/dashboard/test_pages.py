@@ -54,6 +54,20 @@ def test_an_admin_signs_in_with_a_password_and_out_again(admin_user):
     assert client.get("/nodes").status_code == 302
 
 
+def test_failed_sign_ins_are_limited_per_address(admin_user):
+    from flocksite.dashboard.auth import LOGIN_FAILURES_ALLOWED
+
+    guesser = Client(HTTP_ACCEPT="text/html", REMOTE_ADDR="203.0.113.9")
+    for _ in range(LOGIN_FAILURES_ALLOWED):
+        wrong = guesser.post("/login", {"username": "ada", "password": "guess"})
+        assert "correct username and password" in wrong.content.decode()
+    locked = guesser.post("/login", {"username": "ada", "password": PASSWORD})
+    assert locked.status_code == 200 and "Too many failed sign-ins" in locked.content.decode()
+    assert guesser.get("/nodes").status_code == 302  # the right password did not sign in
+    other = Client(HTTP_ACCEPT="text/html", REMOTE_ADDR="198.51.100.4")
+    assert other.post("/login", {"username": "ada", "password": PASSWORD}).status_code == 302
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_renders_for_an_admin(admin, path):
     answer = admin.get(path)
