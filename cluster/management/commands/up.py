@@ -41,8 +41,9 @@ def _interrupt(signum, frame) -> None:
 
 class Command(BaseCommand):
     help = (
-        "Start Flock on this machine as the cluster leader: apply database migrations, create the "
-        "first admin API key (printed once, saved to $FLOCK_DATA_DIR/admin.key), find an engine "
+        "Start Flock on this machine as the cluster leader: apply database migrations, offer to "
+        "create the first dashboard admin (on a terminal), create the first admin API key "
+        "(printed once, saved to $FLOCK_DATA_DIR/admin.key), find an engine "
         "(FLOCK_ENGINE, else Ollama/vLLM/MLX-LM/llama.cpp on their default ports, else start the "
         "embedded llama.cpp engine with gemma-3-270m; with FLOCK_ENGINE=llamacpp and nothing on "
         "its local endpoint, the embedded engine starts there), then serve the OpenAI and Anthropic APIs "
@@ -106,6 +107,8 @@ class Command(BaseCommand):
         console = self.console
         call_command("migrate", interactive=False, verbosity=0)
         console.ok(f"database ready ({settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]})")
+        if not options["no_wizard"] and sys.stdin.isatty():
+            self._offer_first_admin()
         self.admin = services.admin_key_bootstrap(data_dir=self.cfg.data_dir)
         first_run = self.admin.plaintext is not None
         if not options["no_engine"]:
@@ -140,6 +143,21 @@ class Command(BaseCommand):
         console.hint(f"start it with: {services.engine_start_hint(kind)}")
         console.hint("Flock starts anyway; requests fail with engine_unreachable until it is up.")
         return EngineChoice(kind, endpoint, reachable=False)
+
+    def _offer_first_admin(self) -> None:
+        """With no dashboard admin yet, offers to create one (a Django staff user) right away."""
+        from django.contrib.auth import get_user_model
+
+        if get_user_model().objects.filter(is_staff=True, is_active=True).exists():
+            return
+        if not self._confirm("No dashboard admin yet. Create one now? [Y/n] "):
+            self.console.hint("create one later with: python manage.py createsuperuser")
+            return
+        try:
+            call_command("createsuperuser")
+        except (SystemExit, CommandError) as exc:  # Ctrl-C or a refused answer: go on without
+            self.console.warn(f"no admin created ({exc or 'cancelled'}); later: "
+                              "python manage.py createsuperuser")
 
     def _confirm(self, question: str) -> bool:
         self.stdout.write(question, ending="")
