@@ -75,9 +75,13 @@ def known_ids() -> list[str]:
 def served_endpoints() -> list[tuple[str, str, str]]:
     """(node name, engine kind, endpoint) of the llama-servers started for added models on
     routable nodes; what the router needs to route to them besides each node's engine."""
+    from cluster.sharding_selectors import coordinator_endpoints
+
     rows = installed_all().filter(state=InstallState.READY, node__state="ready") \
         .exclude(serve_endpoint="")
-    return [(row.node.name, row.engine, row.serve_endpoint) for row in rows]
+    # Sharded models are served by their coordinator llama-server (cluster.sharding).
+    return [(row.node.name, row.engine, row.serve_endpoint) for row in rows] \
+        + coordinator_endpoints()
 
 
 def pull_rate_bps() -> float:

@@ -31,6 +31,7 @@ from cluster.models import (
     NodeRole,
     NodeState,
     Placement,
+    PlacementSource,
     PlacementState,
 )
 
@@ -272,7 +273,9 @@ def node_heartbeat(*, node_id: int, key: KeyInfo, beat: Heartbeat) -> Node:
 def placements_reconcile(*, node: Node, models: list[str]) -> None:
     """Makes `node`'s placements exactly `models`, all loaded."""
     wanted = {m for m in models if m}
-    Placement.objects.filter(node=node).exclude(model__in=wanted).delete()
+    # A sharded model's placement stays until `shard remove`, whatever the engine reports.
+    Placement.objects.filter(node=node).exclude(model__in=wanted) \
+        .exclude(source=PlacementSource.SHARD).delete()
     have = set(Placement.objects.filter(node=node).values_list("model", flat=True))
     Placement.objects.bulk_create([Placement(node=node, model=m) for m in sorted(wanted - have)])
     Placement.objects.filter(node=node, model__in=wanted) \

@@ -107,13 +107,23 @@ class PlacementState(models.TextChoices):
     UNAVAILABLE = "unavailable", "unavailable"
 
 
+class PlacementSource(models.TextChoices):
+    """heartbeat: reconciled from the node's reports; shard: recorded by `shard create` for the
+    coordinator of a sharded model, kept until `shard remove` whatever the heartbeats say."""
+
+    HEARTBEAT = "heartbeat", "heartbeat"
+    SHARD = "shard", "shard"
+
+
 class Placement(models.Model):
-    """A model observed on a node, reconciled from that node's heartbeats."""
+    """A model on a node: observed in that node's heartbeats, or a sharded model's coordinator."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="placements")
     model = models.CharField(max_length=300)
     state = models.CharField(max_length=12, choices=PlacementState.choices,
                              default=PlacementState.LOADED)
+    source = models.CharField(max_length=10, choices=PlacementSource.choices,
+                              default=PlacementSource.HEARTBEAT)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -123,3 +133,57 @@ class Placement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} on {self.node_id} ({self.state})"
+
+
+class ShardRole(models.TextChoices):
+    RPC = "rpc", "rpc-server"
+    COORDINATOR = "coordinator", "coordinator"
+
+
+class ShardState(models.TextChoices):
+    """starting -> ready; ready -> restarting (it exited; restarted after 1, 2, 4, 8, 16 s)
+    -> ready, or crashloop after the fifth failed restart (left for the admin); any -> stopped
+    (`shard remove`, then the row is deleted)."""
+
+    STARTING = "starting", "starting"
+    READY = "ready", "ready"
+    RESTARTING = "restarting", "restarting"
+    CRASHLOOP = "crashloop", "crashloop"
+    STOPPED = "stopped", "stopped"
+
+
+class Shard(models.Model):
+    """One process of a sharded model: an rpc-server on a worker, or the coordinator
+    llama-server that serves the model. Written by the supervisor on the machine that runs it."""
+
+    model = models.CharField(max_length=300, help_text="the sharded model's id")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="shards")
+    role = models.CharField(max_length=12, choices=ShardRole.choices)
+    host = models.CharField(max_length=200)
+    port = models.PositiveIntegerField()
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=ShardState.choices,
+                             default=ShardState.STARTING)
+    restarts = models.PositiveIntegerField(default=0)
+    log_path = models.CharField(max_length=1000, blank=True)
+    build = models.CharField(max_length=80, blank=True, help_text="llama.cpp build")
+    argv = models.JSONField(default=list, blank=True)
+    supervisor = models.CharField(max_length=120, blank=True,
+                                  help_text="host:pid of the process supervising it")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["model", "-role", "node__name"]
+        constraints = [models.UniqueConstraint(fields=["model", "node", "role"],
+                                               name="cluster_shard_once_per_node_and_role")]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.role} on {self.node_id} ({self.state})"
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"

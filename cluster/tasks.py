@@ -21,3 +21,40 @@ def engine_probe(kind: str, endpoint: str) -> dict:
     probe = services.engine_probe(kind, endpoint)
     return {"kind": probe.kind, "endpoint": probe.endpoint, "reachable": probe.reachable,
             "models": list(probe.models), "error": probe.error}
+
+
+# --- sharded models: run on the node that runs the process (cluster.sharding.run_on) ------------
+
+@shared_task(name="cluster.shard_rpc_start", soft_time_limit=45, time_limit=60)
+def shard_rpc_start(shard_id: int, build: str, bind: str = "") -> dict:
+    from cluster import sharding_node
+
+    return sharding_node.rpc_start(shard_id=shard_id, build=build, bind=bind)
+
+
+@shared_task(name="cluster.shard_coordinator_start", soft_time_limit=310, time_limit=330)
+def shard_coordinator_start(shard_id: int, gguf: str, rpc: list[str], build: str) -> dict:
+    from cluster import sharding_node
+
+    return sharding_node.coordinator_start(shard_id=shard_id, gguf=gguf, rpc=rpc, build=build)
+
+
+@shared_task(name="cluster.shard_process_stop", soft_time_limit=30, time_limit=45)
+def shard_process_stop(shard_id: int, pid: int | None, binary: str) -> dict:
+    from cluster import sharding_node
+
+    return sharding_node.process_stop(shard_id=shard_id, pid=pid, binary=binary)
+
+
+@shared_task(name="cluster.shard_log_tail", soft_time_limit=10, time_limit=15)
+def shard_log_tail(path: str, lines: int = 50) -> str:
+    from cluster import sharding_node
+
+    return sharding_node.tail(path, lines)
+
+
+@shared_task(name="cluster.shards_adopt", soft_time_limit=30, time_limit=45)
+def shards_adopt(node_name: str) -> list[int]:
+    from cluster import sharding_node
+
+    return sharding_node.shards_adopt(node_name=node_name)

@@ -9,6 +9,7 @@ from ninja.errors import HttpError as NinjaHttpError
 
 from accounts.api import router as accounts_router
 from cluster.api import router as cluster_router
+from cluster.api_shards import router as shards_router
 from gateway.auth import AdminKey
 from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest
 from gateway.responses import error_response
@@ -17,6 +18,7 @@ admin_api = NinjaAPI(title="Flock admin", version="1", urls_namespace="admin_v1"
                      docs_url=None)
 admin_api.add_router("", accounts_router)
 admin_api.add_router("", cluster_router)
+admin_api.add_router("/shards", shards_router)
 
 
 @admin_api.exception_handler(GatewayError)
