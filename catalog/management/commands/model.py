@@ -203,6 +203,11 @@ class Command(BaseCommand):
 
     def _add(self, options: dict) -> None:
         spec = options["spec"] or self._pick_catalog("add")
+        entry = selectors.entry_get(spec)
+        if entry is not None and entry.sharding_required and entry.sharding \
+                and not options["dry_run"]:
+            # Split across workers: no single node need fit it, or even run an engine.
+            return self._hand_to_shard(entry.id, entry.sharding.min_nodes)
         plan = planning.plan(spec, node_name=options["node"])
         if options["dry_run"]:
             if options["json"]:
@@ -210,7 +215,7 @@ class Command(BaseCommand):
             return self.stdout.write("\n".join(["Dry run: nothing pulled.",
                                                 *rendering.plan_lines(plan)]))
         if plan.sharding:
-            return self._hand_to_shard(plan)
+            return self._hand_to_shard(plan.choice.model_id, plan.sharding["min_nodes"])
         services.fit_guard(plan, force=options["force"])
         for note in plan.notes:
             self.stdout.write(f"note: {note}")
@@ -230,9 +235,7 @@ class Command(BaseCommand):
         where = installed.serve_endpoint or installed.node.engine_endpoint
         self.stdout.write(f"  served at {where} as {installed.engine_model}")
 
-    def _hand_to_shard(self, plan: planning.Plan) -> None:
-        assert plan.sharding is not None
-        model_id, nodes = plan.choice.model_id, plan.sharding["min_nodes"]
+    def _hand_to_shard(self, model_id: str, nodes: int) -> None:
         if "shard" in get_commands():
             from django.core.management import call_command
 
