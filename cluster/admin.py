@@ -1,14 +1,15 @@
-"""Django admin for nodes, placements and join tokens: read-mostly (state comes from heartbeats
-and the services); drain, undrain and remove go through cluster.membership so they are audited.
-No key, secret or token hash is ever displayed."""
+"""Django admin for nodes, placements, join tokens and shards: read-mostly (state comes from
+heartbeats, the services and the shard supervisors); drain, undrain, remove and tearing down a
+sharded model go through the services so they are audited. No key, secret or token hash is ever
+displayed."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from accounts.admin import ReadOnlyAdmin, admin_actor
-from cluster import membership
-from cluster.models import JoinToken, Node, Placement
+from cluster import membership, sharding
+from cluster.models import JoinToken, Node, Placement, Shard
 
 
 class PlacementInline(admin.TabularInline):
@@ -61,8 +62,8 @@ class NodeAdmin(ReadOnlyAdmin):
 
 @admin.register(Placement)
 class PlacementAdmin(ReadOnlyAdmin):
-    list_display = ("model", "node", "state", "updated_at")
-    list_filter = ("state",)
+    list_display = ("model", "node", "state", "source", "updated_at")
+    list_filter = ("state", "source")
     search_fields = ("model", "node__name")
 
 
@@ -70,3 +71,28 @@ class PlacementAdmin(ReadOnlyAdmin):
 class JoinTokenAdmin(ReadOnlyAdmin):
     list_display = ("id", "created_by", "created_at", "expires_at", "used_at", "used_by")
     exclude = ("token_hash",)
+
+
+@admin.register(Shard)
+class ShardAdmin(ReadOnlyAdmin):
+    """The processes of sharded models, as their supervisors last wrote them. The one action
+    tears down each selected process's whole model, like `manage.py shard remove`."""
+
+    list_display = ("model", "role", "node", "endpoint", "pid", "state", "restarts", "build",
+                    "updated_at")
+    list_filter = ("state", "role", "model")
+    search_fields = ("model", "node__name", "host")
+    fields = ("model", "role", "node", "host", "port", "pid", "state", "restarts", "build",
+              "log_path", "supervisor", "argv", "error", "created_at", "updated_at", "ready_at")
+    readonly_fields = fields
+    actions = ("remove_models",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method == "GET" or obj is None  # the list with its action; no edits
+
+    @admin.action(description="Tear down the sharded models of the selected processes")
+    def remove_models(self, request, queryset) -> None:
+        models = sorted(set(queryset.values_list("model", flat=True)))
+        for model in models:
+            sharding.shard_remove(model=model, actor=admin_actor(request))
+        self.message_user(request, f"Removed {len(models)} sharded model(s): {', '.join(models)}.")
