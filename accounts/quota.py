@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 
 from accounts.selectors import KeyInfo
+from flocksite import degraded
 from flocksite.shared_redis import async_redis
 from gateway.errors import RateLimited
 
@@ -152,10 +153,17 @@ async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
     if not key.daily_token_quota or not key.id:
         return None
     client = async_redis()
-    if client is None:
-        if cache.get(quota_key(key.id)) is None:  # starting from the ledger reads the database
-            await sync_to_async(_ensure_counter, thread_sensitive=False)(quota_key(key.id), key.id)
-        return quota_reserve_sync(key, estimate)
+    if client is not None:
+        try:
+            return await _quota_reserve_redis(client, key, estimate)
+        except degraded.redis_errors():  # Redis went away: this process counts on its own
+            degraded.redis_failed()
+    if cache.get(quota_key(key.id)) is None:  # starting from the ledger reads the database
+        await sync_to_async(_ensure_counter, thread_sensitive=False)(quota_key(key.id), key.id)
+    return quota_reserve_sync(key, estimate)
+
+
+async def _quota_reserve_redis(client, key: KeyInfo, estimate: int) -> Reservation:
     amount = max(1, min(estimate, MAX_RESERVATION))
     name = quota_key(key.id)
     raw = cache.make_key(name)
@@ -172,22 +180,30 @@ async def quota_settle(reservation: Reservation | None, actual: int) -> None:
     if reservation is None or reservation.settled:
         return
     client = async_redis()
-    if client is None:
-        quota_settle_sync(reservation, actual)
-        return
-    reservation.settled = True
-    delta = actual - reservation.reserved
-    if delta:
-        await client.eval(_SETTLE, 1, cache.make_key(reservation.counter), delta)
+    if client is not None:
+        delta = actual - reservation.reserved
+        try:
+            if delta:
+                await client.eval(_SETTLE, 1, cache.make_key(reservation.counter), delta)
+            reservation.settled = True
+            return
+        except degraded.redis_errors():
+            degraded.redis_failed()
+    quota_settle_sync(reservation, actual)
 
 
 async def rate_check(key: KeyInfo, rpm_limit: int) -> None:
     if not rpm_limit or not key.id:
         return
     client = async_redis()
-    if client is None:
-        rate_check_sync(key, rpm_limit)
-        return
-    name = cache.make_key(f"rpm:{key.id}:{int(time.time() // 60)}")
-    if await client.eval(_RATE, 1, name) > rpm_limit:
-        raise _rate_exceeded(key, rpm_limit)
+    if client is not None:
+        name = cache.make_key(f"rpm:{key.id}:{int(time.time() // 60)}")
+        try:
+            count = await client.eval(_RATE, 1, name)
+        except degraded.redis_errors():
+            degraded.redis_failed()
+        else:
+            if count > rpm_limit:
+                raise _rate_exceeded(key, rpm_limit)
+            return
+    rate_check_sync(key, rpm_limit)

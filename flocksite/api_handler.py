@@ -29,7 +29,14 @@ class APIHandler(ASGIHandler):
 def split_by_path(api, full):
     """One ASGI app: API paths to the lean handler, everything else to the full one."""
 
+    booted = []
+
     async def application(scope, receive, send):
+        if not booted:  # the first request of this process, whatever it asks
+            booted.append(True)
+            from accounts.usage_buffer import buffer
+
+            buffer.start()  # write what a stopped process left parked in Redis
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
             return await api(scope, receive, send)
         return await full(scope, receive, send)

@@ -110,7 +110,7 @@ else:
     }
 
 if FLOCK.redis_url:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    CACHES = {"default": {"BACKEND": "flocksite.resilient_cache.ResilientRedisCache",
                           "LOCATION": FLOCK.redis_url, "KEY_PREFIX": "flock"}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",

@@ -9,12 +9,14 @@ import weakref
 
 from django.conf import settings
 
+from flocksite import degraded
+
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def async_redis():
     url = settings.FLOCK.redis_url
-    if not url:
+    if not url or not degraded.redis_usable():  # away: counters fall back to this process
         return None
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)

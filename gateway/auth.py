@@ -8,12 +8,14 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest
 from ninja.security.base import AuthBase
 
 from accounts import revocation
 from accounts.models import Scope
 from accounts.selectors import KeyInfo, key_authenticate
+from flocksite.database_outage import database_read
 from gateway.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
 CACHE_SECONDS = 30.0
@@ -85,7 +87,12 @@ async def authenticate_key(plaintext: str) -> KeyInfo | None:
     hit = _cache.get(digest)
     if hit is not None and hit[1] > now:
         return hit[0]
-    info = await sync_to_async(key_authenticate, thread_sensitive=False)(plaintext)
+    try:
+        info = await sync_to_async(database_read(key_authenticate), thread_sensitive=False)(plaintext)
+    except DatabaseError:
+        if hit is None:
+            raise
+        return hit[0]  # the database is away for a moment: the last answer stands
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[digest] = (info, now + CACHE_SECONDS)

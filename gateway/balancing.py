@@ -78,6 +78,7 @@ return n
 
 def _local():
     cache = caches["default"]
+    cache = getattr(cache, "local", cache)  # Redis is away: its in-process stand-in
     if not isinstance(cache, LocMemCache):  # a cache backend other than Redis or memory
         raise LookupError("load balancing needs REDIS_URL or the in-memory cache")
     return cache

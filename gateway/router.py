@@ -11,16 +11,23 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
+from catalog.schema import Entry
+from flocksite.database_outage import database_read
 from gateway import balancing
+from gateway.auto_model import auto_pick, is_auto
 from gateway.canonical import EngineModel
 from gateway.engines.base import Engine
 from gateway.engines.registry import make_engine
 from gateway.errors import EngineError, EngineUnreachable, GatewayError, ModelNotFound
+from gateway.fallback import CatalogIndex, latencies, latency_order
+from gateway.vendors import Vendor, make_vendor_engine, vendor_disabled, vendor_for
 
 NODES_TTL = 2.0
 MODELS_TTL = 5.0
 FAILED_MODELS_TTL = 1.0
+CATALOG_TTL = 5.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class Candidate:
     engine: Engine
     model: str  # the engine's own id for the model
     context_length: int | None = None
+    name: str = ""  # the model as the caller (or the fallback chain) named it
+    rank: int = 0  # 0: the model asked for; 1, 2, ...: its place in the fallback chain
 
 
 @dataclass
@@ -43,12 +52,17 @@ class Router:
         self._engines: dict[tuple[str, str, str, str | None], Engine] = {}
         self._pool: tuple[list[tuple[str, Engine]], float] = ([], 0.0)
         self._listings: dict[int, _Listing] = {}
+        self._catalog: tuple[CatalogIndex, float] = (CatalogIndex(), 0.0)
+        self._vendors: dict[tuple, Engine] = {}
         self.leaders: set[str] = set()
 
     def reset(self) -> None:
         self._engines.clear()
         self._pool = ([], 0.0)
         self._listings.clear()
+        self._catalog = (CatalogIndex(), 0.0)
+        self._vendors.clear()
+        latencies.clear()
 
     def _engine(self, kind: str, endpoint: str, node: str, api_key: str | None = None) -> Engine:
         cfg = settings.FLOCK
@@ -69,12 +83,19 @@ class Router:
         from cluster.agent import engine_access
         from cluster.selectors import nodes_routable
 
-        nodes = await sync_to_async(lambda: list(nodes_routable()), thread_sensitive=False)()
+        try:
+            nodes = await sync_to_async(database_read(lambda: list(nodes_routable())),
+                                        thread_sensitive=False)()
+            # Models added with `model add` may run in llama-servers of their own.
+            extra = await sync_to_async(database_read(served_endpoints), thread_sensitive=False)()
+        except DatabaseError:
+            if not engines:
+                raise
+            self._pool = (engines, time.monotonic() + NODES_TTL)  # the database is away: keep
+            return engines  # routing to the engines we knew
         engines = [(n.name, self._engine(n.engine, engine_access(n)[0], n.name,
                                          api_key=engine_access(n)[1])) for n in nodes]
         self.leaders = {n.name for n in nodes if n.role == "leader"} | {"local"}
-        # Models added with `model add` may run in llama-servers of their own beside the engine.
-        extra = await sync_to_async(served_endpoints, thread_sensitive=False)()
         engines += [(node, self._engine(kind, endpoint, node)) for node, kind, endpoint in extra
                     if (node, endpoint) not in {(n.name, n.engine_endpoint) for n in nodes}]
         cfg = settings.FLOCK
@@ -106,34 +127,82 @@ class Router:
                 rows.append((node, engine, model))
         return rows
 
-    async def candidates(self, requested: str, *, session: str = "") -> list[Candidate]:
-        """Every engine that serves `requested` ('auto' means the default model), best first
-        (gateway.balancing: the session's replica, least outstanding, the leader on ties)."""
+    def catalog_index(self) -> CatalogIndex:
+        """The catalog by served names, rebuilt at most every CATALOG_TTL seconds (reading the
+        catalog stats its files)."""
+        index, expires = self._catalog
+        if expires > time.monotonic():
+            return index
+        from catalog.selectors import catalog
+
+        index = CatalogIndex(catalog().entries.values())
+        self._catalog = (index, time.monotonic() + CATALOG_TTL)
+        return index
+
+    def vendor_engine(self, vendor: Vendor) -> Engine:
+        cfg = settings.FLOCK
+        key = (vendor.name, vendor.url(cfg), vendor.key(cfg), cfg.engine_timeout_seconds)
+        engine = self._vendors.get(key)
+        if engine is None:
+            engine = self._vendors[key] = make_vendor_engine(vendor, cfg)
+        return engine
+
+    async def candidates(self, requested: str, *, session: str = "",
+                         need: str | None = None) -> list[Candidate]:
+        """Every engine that serves `requested`, best first (gateway.balancing: the session's
+        replica, least outstanding, the leader on ties), then those of each model in its catalog
+        fallback chain. 'auto' is the default model, or one with the capability `need` (vision,
+        tools, embedding). A vendor model no engine here serves goes to its vendor."""
         pool = await self.pool()
-        if not pool:
+        vendor = vendor_for(requested)
+        if not pool and vendor is None:
             cfg = settings.FLOCK
             raise EngineUnreachable(engine="none", endpoint="(no engine configured)",
                                     hint="python manage.py up  (starts the embedded llama.cpp "
                                          "engine), or set FLOCK_ENGINE and its endpoint" if not
                                     cfg.engine else "")
         listings = [(node, engine, await self.listing(engine)) for node, engine in pool]
+        index = self.catalog_index()
+        auto = is_auto(requested)
         name = requested
-        if requested in ("auto", "default", ""):
-            name = settings.FLOCK.default_model or next(
-                (lst.models[0].id for _, _, lst in listings if lst.models), "")
-        found = [Candidate(node, engine, model.id, model.context_length)
-                 for node, engine, lst in listings
-                 for model in lst.models if name and same_model(name, model.id)]
-        if found:
-            return await balancing.order(found, requested=name, session=session,
-                                         leaders=self.leaders)
+        if auto:
+            served = [m.id for _, _, lst in listings for m in lst.models]
+            name = auto_pick(served, index, default=settings.FLOCK.default_model, need=need)
+        entry = index.entry_of(name)
+        groups = [await self._group(listings, name, entry, session, rank=0)]
+        for rank, other in enumerate(entry.fallback if entry else (), start=1):
+            fallback = index.entries.get(other)
+            if fallback is not None:
+                groups.append(await self._group(listings, other, fallback, session, rank=rank))
+        if not groups[0] and vendor is not None and entry is None and not auto:
+            if not vendor.key(settings.FLOCK):
+                raise vendor_disabled(requested, vendor)
+            groups[0] = [Candidate(vendor.name, self.vendor_engine(vendor), name.strip(),
+                                   name=name.strip())]
+        groups = [g for g in latency_order(groups, settings.FLOCK.latency_fallback_p95_seconds)
+                  if g]
+        if groups:
+            return [c for group in groups for c in group]
         failures = [lst.error for _, _, lst in listings if lst.error is not None]
-        if failures and (len(failures) == len(listings) or requested in ("auto", "default", "")):
+        if failures and (len(failures) == len(listings) or auto):
             raise failures[0]
-        served = sorted({m.id for _, _, lst in listings for m in lst.models})
+        served_names = sorted({m.id for _, _, lst in listings for m in lst.models})
         raise ModelNotFound(
             f"The model '{requested}' does not exist or is not served by any engine. "
-            f"Available: {', '.join(served) or 'none'}.", param="model")
+            f"Available: {', '.join(served_names) or 'none'}.", param="model")
+
+    async def _group(self, listings: list, name: str, entry: Entry | None, session: str, *,
+                     rank: int) -> list[Candidate]:
+        """The engines serving `name` (or, for a catalog model, any name of its entry)."""
+        index = self._catalog[0]
+        found = [Candidate(node, engine, model.id, model.context_length, name=name, rank=rank)
+                 for node, engine, lst in listings for model in lst.models
+                 if name and (same_model(name, model.id)
+                              or (entry is not None and index.entry_of(model.id) is entry))]
+        if not found:
+            return found
+        return await balancing.order(found, requested=name, session=session,
+                                     leaders=self.leaders)
 
 
 def same_model(requested: str, engine_id: str) -> bool:
