@@ -69,6 +69,11 @@ class UsageRecord(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     status_code = models.PositiveSmallIntegerField(default=200)
     error_type = models.CharField(max_length=60, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="engines tried; above 1 when a fallback answered")
+    requested_model = models.CharField(
+        max_length=200, blank=True, help_text="the name the caller asked for ('auto', or the "
+                                              "primary of a fallback chain); `model` served it")
 
     class Meta:
         ordering = ["-created_at"]

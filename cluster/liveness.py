@@ -73,6 +73,10 @@ class LeaderLoop:
         nodes_sweep()
         if report:
             leader_report(name=self.name)
+            # Shard processes started by a command that has exited are supervised from here.
+            from cluster.sharding_node import shards_adopt
+
+            shards_adopt(node_name=self.name)
 
     def _run(self) -> None:
         next_report = 0.0

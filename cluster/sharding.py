@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.audit import Actor, audit_record
+from cluster import processes
 from cluster import sharding_selectors as selectors
 from cluster.models import (
     Node,
@@ -225,8 +226,6 @@ def _launch(target: Target, rpcs: list[Shard], coord: Shard, build: str, bind_al
     endpoints = []
     for shard in rpcs:
         shard.refresh_from_db()
-        from cluster import processes
-
         if not processes.wait_until(lambda s=shard: port_answers(s.host, s.port), timeout=PORT_WAIT):
             raise StepFailed("wait for rpc-server", shard.node.name,
                              f"nothing answers on {shard.endpoint}")

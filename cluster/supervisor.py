@@ -303,7 +303,7 @@ class Supervisor:
             log.error("%s is in crashloop: %s", m.spec.key, m.error)
         else:
             delay = self.backoff[m.failures - 1]
-            m.history.append(delay)
+            m.history = [*m.history[-19:], delay]
             m.state, m.restart_at = RESTARTING, now + delay
             log.warning("%s %s; restarting in %.0f s", m.spec.key, m.error, delay)
         self._emit(m)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from cluster import services
 
@@ -58,3 +59,14 @@ def shards_adopt(node_name: str) -> list[int]:
     from cluster import sharding_node
 
     return sharding_node.shards_adopt(node_name=node_name)
+
+
+@worker_ready.connect
+def _shards_adopt_on_start(sender=None, **_: object) -> None:
+    # A restarted worker takes over this node's shard processes (`join` names the Celery
+    # worker NODE@flock).
+    hostname = getattr(sender, "hostname", "") or ""
+    if hostname.endswith("@flock"):
+        from cluster import sharding_node
+
+        sharding_node.shards_adopt(node_name=hostname.rsplit("@", 1)[0])

@@ -44,6 +44,7 @@ class FlockConfig:
     openai_url: str = "https://api.openai.com"
     require_keys: bool = True
     default_model: str = ""
+    latency_fallback_p95_seconds: float = 0.0  # 0: off (gateway/fallback.py)
     catalog_dirs: tuple[Path, ...] = ()
     database_url: str = ""
     redis_url: str = ""
@@ -77,6 +78,7 @@ class FlockConfig:
             "openai_url": self.openai_url,
             "require_keys": self.require_keys,
             "default_model": self.default_model,
+            "latency_fallback_p95_seconds": self.latency_fallback_p95_seconds,
             "catalog_dirs": [str(p) for p in self.catalog_dirs],
             "database_url": _redact_url(self.database_url),
             "redis_url": _redact_url(self.redis_url),
@@ -174,6 +176,17 @@ def _number(value: Any, name: str, kind: type = int) -> Any:
     return number
 
 
+def _seconds_or_off(value: Any, name: str) -> float:
+    """A number of seconds, where 0 means the feature is off."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r}: expected a number of seconds (0 turns it off)") from None
+    if number < 0:
+        raise ConfigError(f"{name}={value!r}: must be 0 (off) or more")
+    return number
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -221,7 +234,9 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
     openai_url, name_ourl = pick("FLOCK_OPENAI_URL", (vendors.get("openai") or {}).get("url"),
                                  "https://api.openai.com")
     require, name_req = pick("FLOCK_REQUIRE_KEYS", file.get("require_keys"), True)
+    router = file.get("router") if isinstance(file.get("router"), dict) else {}
     default_model, _ = pick("FLOCK_DEFAULT_MODEL", file.get("default_model"), "")
+    p95, name_p95 = pick("FLOCK_LATENCY_P95_SECONDS", router.get("latency_fallback_p95_seconds"), 0)
     catalog, _ = pick("FLOCK_CATALOG_DIR", file.get("catalog_dir"), "")
     db_url, _ = pick("DATABASE_URL", file.get("database_url"), "")
     redis_url, name_redis = pick("REDIS_URL", file.get("redis_url"), "")
@@ -246,6 +261,7 @@ def load(env: dict[str, str] | None = None) -> FlockConfig:
         openai_url=_url(openai_url, name_ourl),
         require_keys=_bool(require, name_req),
         default_model=str(default_model),
+        latency_fallback_p95_seconds=_seconds_or_off(p95, name_p95),
         catalog_dirs=tuple(Path(p).expanduser() for p in str(catalog).split(os.pathsep) if p),
         database_url=str(db_url),
         redis_url=str(redis_url),

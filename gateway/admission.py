@@ -22,12 +22,14 @@ def reservation_estimate(prompt_tokens: int, max_tokens: int | None) -> int:
 
 def allowed_candidates(acct: Accounting, requested: str,
                        candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates the key may use: the model asked for when the key allows it, and of its
+    fallback chain only the models the key allows by name."""
     allowed = acct.key.allowed_models if acct.key else ()
     if not allowed:
         return candidates
-    if any(same_model(requested, name) for name in allowed):
-        return candidates
-    kept = [c for c in candidates if any(same_model(c.model, name) for name in allowed)]
+    asked = any(same_model(requested, name) for name in allowed)
+    kept = [c for c in candidates if (asked and c.rank == 0)
+            or any(same_model(c.model, name) or same_model(c.name, name) for name in allowed)]
     if not kept:
         raise PermissionDenied(
             f"Key '{acct.key.name}' may not use model '{requested}'. Allowed: "

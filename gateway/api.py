@@ -14,6 +14,7 @@ from gateway.admission import admit
 from gateway.api_anthropic import router as anthropic_router
 from gateway.attempts import PING, call_first, open_stream
 from gateway.auth import InferenceKey
+from gateway.auto_model import EMBEDDING, need_of
 from gateway.balancing import session_of
 from gateway.canonical import Event, Finish, TextDelta, Usage
 from gateway.dialects import anthropic_render, openai_errors, openai_parse, openai_render
@@ -97,7 +98,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                       model=req.model, stream=req.stream)
     acct.prompt_estimate = estimate_prompt_tokens(req)
     candidates = await acct.watch(router.candidates(
-        req.model, session=session_of(request, req.user)))
+        req.model, session=session_of(request, req.user), need=need_of(req)))
     candidates = await acct.watch(admit(acct, req.model, candidates,
                                         prompt_tokens=reservation_prompt_tokens(req),
                                         max_tokens=req.max_tokens))
@@ -179,7 +180,8 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     acct = Accounting.of(request, protocol="openai", endpoint="embeddings", model=req.model)
     acct.prompt_estimate = sum(estimate_tokens(t) if isinstance(t, str) else len(t)
                                for t in req.input)
-    candidates = await acct.watch(router.candidates(req.model, session=session_of(request)))
+    candidates = await acct.watch(router.candidates(req.model, session=session_of(request),
+                                                    need=EMBEDDING))
     candidates = await acct.watch(admit(acct, req.model, candidates,
                                         prompt_tokens=text_reservation_tokens(req.input),
                                         max_tokens=0))

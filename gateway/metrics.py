@@ -46,6 +46,12 @@ REJECTIONS = Counter("flock_rejections_total",
 FALLBACKS = Counter("flock_fallback_attempts_total",
                     "Attempts moved to the next candidate because this node's engine failed "
                     "before its first byte.", ["node"])
+FALLBACK_SERVED = Counter("flock_fallback_served_total",
+                          "Requests answered by a model of the requested one's fallback chain "
+                          "(after failures, or first when the primary was slow).",
+                          ["requested", "served"])
+ATTEMPTS = Histogram("flock_request_attempts", "Engines tried per request (1: no fallback).",
+                     buckets=(1, 2, 3, 4, 6, 10))
 BUFFER_DEPTH = Gauge("flock_usage_buffer_depth", "Usage records waiting to be written.",
                      multiprocess_mode="livesum")
 DROPPED = Counter("flock_usage_records_dropped_total",
@@ -94,6 +100,10 @@ def request_recorded(acct: Accounting, usage: Usage, latency: float, ttft: float
         PROMPT_TOKENS.labels(model, node).inc(usage.prompt_tokens)
     if usage.completion_tokens:
         COMPLETION_TOKENS.labels(model, node).inc(usage.completion_tokens)
+    if acct.attempts:
+        ATTEMPTS.observe(acct.attempts)
+    if acct.rank and acct.outcome == "ok":
+        FALLBACK_SERVED.labels(model_label(acct.requested, served=True), model).inc()
     reason = REJECTION_REASONS.get(acct.error_type)
     if reason is not None:
         REJECTIONS.labels(reason).inc()

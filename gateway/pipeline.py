@@ -16,6 +16,7 @@ from accounts.usage_buffer import UsageEvent, usage_record
 from gateway import observe
 from gateway.canonical import Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from gateway.errors import GatewayError
+from gateway.fallback import latencies
 from gateway.router import Candidate
 
 T = TypeVar("T")
@@ -38,8 +39,11 @@ class Accounting:
     request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
     started: float = field(default_factory=time.monotonic)
     created: int = field(default_factory=lambda: int(time.time()))
+    requested: str = ""  # the model the caller named; `model` becomes the one that served it
     node: str = ""
     engine: str = ""
+    rank: int = 0  # the serving candidate's place in the fallback chain (0: the model asked for)
+    attempt_started: float | None = None
     first_token_at: float | None = None
     usage: Usage | None = None
     generated_pieces: int = 0
@@ -50,6 +54,9 @@ class Accounting:
     error_type: str = ""
     recorded: bool = False
     observed: Any = field(default=None, repr=False)  # gateway.observe.Observation
+
+    def __post_init__(self) -> None:
+        self.requested = self.requested or self.model
 
     @classmethod
     def of(cls, request, **fields) -> Accounting:
@@ -73,6 +80,13 @@ class Accounting:
 
     def served_by(self, candidate: Candidate) -> None:
         self.node, self.engine, self.model = candidate.node, candidate.engine.kind, candidate.model
+        self.rank = candidate.rank
+        self.attempt_started = time.monotonic()
+
+    @property
+    def attempts(self) -> int:
+        """Engines tried for this request (more than one when some failed first)."""
+        return self.observed.attempts if self.observed is not None else 0
 
     def saw(self, event: Event) -> None:
         if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
@@ -126,6 +140,8 @@ class Accounting:
         now = time.monotonic()
         usage = self.final_usage()
         ttft = self.first_token_at - self.started if self.first_token_at else None
+        if self.outcome == "ok" and self.first_token_at and self.attempt_started:
+            latencies.note(self.model, self.first_token_at - self.attempt_started)
         observe.request_recorded(self, usage, now - self.started, ttft)  # metrics and traces
         usage_record(UsageEvent(
             created_at=datetime.now(UTC),
@@ -145,6 +161,8 @@ class Accounting:
             ttft_ms=int((self.first_token_at - self.started) * 1000) if self.first_token_at else None,
             status_code=self.status_code,
             error_type=self.error_type,
+            attempts=self.attempts,
+            requested_model=self.requested[:200],
         ))
 
 

@@ -4,11 +4,14 @@ compatible with it), so that OpenAI clients can reach their models too."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
+from gateway import http
 from gateway.canonical import (
     ChatRequest,
     ChatResult,
@@ -24,11 +27,32 @@ from gateway.canonical import (
 )
 from gateway.dialects import anthropic_upstream
 from gateway.engines.base import Engine
-from gateway.engines.transport import request_json, stream_lines
+from gateway.engines.transport import (
+    extra_headers,
+    map_transport_error,
+    raise_for_status,
+    request_json,
+    stream_lines,
+    upstream_message,
+)
 from gateway.errors import EngineFailed, EngineRejected, GatewayError, InvalidRequest
 
 API_VERSION = "2023-06-01"
 MODELS_PAGE = 1000  # the most /v1/models gives per page; its default is 20
+# Caller headers a relayed request carries to the upstream; its key is always the server's own.
+RELAYED_HEADERS = ("anthropic-version", "anthropic-beta")
+# Upstream response headers relayed back with a refusal (the SDKs read them to back off).
+RELAYED_BACK = ("retry-after", "request-id")
+
+
+class VendorRejected(EngineRejected):
+    """The upstream refused a relayed request (a 4xx): its own error body goes back as it is."""
+
+    def __init__(self, message: str, *, status: int, body: bytes, headers: dict[str, str]) -> None:
+        super().__init__(message, status=status)
+        self.status = status
+        self.body = body
+        self.headers = headers
 
 
 def _prompt_text(request: CompletionRequest) -> str:
@@ -143,3 +167,50 @@ class AnthropicEngine(Engine):
         if not reader.finished:
             raise EngineFailed(f"{self.kind} engine at {self.endpoint} ended the stream early",
                                extra={"engine": self.kind})
+
+    # --- relaying: the caller's Messages body goes upstream byte for byte, and the answer back
+
+    def _relay_headers(self, caller: Mapping[str, str]) -> dict[str, str]:
+        headers = self.request_headers()
+        for name in RELAYED_HEADERS:
+            if caller.get(name):
+                headers[name] = caller[name]
+        extra = extra_headers.get()
+        return {**headers, **extra} if extra else headers
+
+    def _refused(self, status: int, body: bytes, headers: httpx.Headers) -> None:
+        if status >= 500:  # 500, 529 overloaded, ...: the upstream failed, another may not
+            raise_for_status(self, status, body)
+        if status >= 400:
+            kept = {k: headers[k] for k in ("content-type", *RELAYED_BACK) if k in headers}
+            raise VendorRejected(upstream_message(body) or f"HTTP {status}", status=status,
+                                 body=body, headers=kept)
+
+    async def relay(self, raw: bytes, caller: Mapping[str, str]) -> bytes:
+        """POSTs `raw` to /v1/messages as it is; returns the upstream's answer as it is."""
+        try:
+            response = await http.client().post(
+                self.endpoint + "/v1/messages", content=raw, headers=self._relay_headers(caller),
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout))
+        except httpx.HTTPError as exc:
+            raise map_transport_error(self, exc) from exc
+        self._refused(response.status_code, response.content, response.headers)
+        return response.content
+
+    async def relay_stream(self, raw: bytes, caller: Mapping[str, str]
+                           ) -> AsyncGenerator[bytes, None]:
+        """The upstream's streamed answer to `raw`, chunk by chunk as it arrives. Closing the
+        generator closes the upstream request."""
+        try:
+            async with http.client().stream(
+                "POST", self.endpoint + "/v1/messages", content=raw,
+                headers=self._relay_headers(caller),
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            ) as response:
+                if response.status_code >= 400:
+                    self._refused(response.status_code, await response.aread(), response.headers)
+                async for chunk in response.aiter_bytes():
+                    if chunk:
+                        yield chunk
+        except httpx.HTTPError as exc:
+            raise map_transport_error(self, exc) from exc

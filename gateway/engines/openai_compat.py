@@ -22,6 +22,18 @@ from gateway.engines.base import Engine
 from gateway.engines.transport import request_json, stream_lines
 from gateway.errors import EngineFailed, GatewayError
 
+# Fields only the open-source servers take; OpenAI's own API refuses unknown arguments.
+_LOCAL_ONLY = ("chat_template_kwargs", "top_k", "min_p", "repetition_penalty")
+
+
+def vendor_body(body: dict) -> dict:
+    """A chat body for OpenAI itself: its current models take `max_completion_tokens` (the o-series
+    refuse `max_tokens`), and none of the engines' own extensions."""
+    body = {k: v for k, v in body.items() if k not in _LOCAL_ONLY}
+    if "max_tokens" in body:
+        body["max_completion_tokens"] = body.pop("max_tokens")
+    return body
+
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
@@ -69,12 +81,16 @@ class OpenAICompatEngine(Engine):
             return False
         return True
 
+    def _chat_body(self, request: ChatRequest, model: str, *, stream: bool) -> dict:
+        body = openai_wire.chat_body(request, model, stream=stream)
+        return vendor_body(body) if self.kind == "openai" else body
+
     async def chat(self, request: ChatRequest, model: str) -> ChatResult:
-        body = openai_wire.chat_body(request, model, stream=False)
+        body = self._chat_body(request, model, stream=False)
         return openai_wire.chat_result(await request_json(self, "POST", "/v1/chat/completions", body))
 
     def chat_stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
-        body = openai_wire.chat_body(request, model, stream=True)
+        body = self._chat_body(request, model, stream=True)
         return self._sse("/v1/chat/completions", body)
 
     async def complete(self, request: CompletionRequest, model: str) -> CompletionResult:

@@ -121,3 +121,39 @@ def test_a_shard_that_keeps_crashing_shows_crashloop_in_shard_ls(transactional_d
     call_command("shard", "remove", "crashy", "--yes", stdout=io.StringIO())
     assert not Shard.objects.exists()
     supervisor_module.supervisor().shutdown()
+
+
+@pytest.mark.django_db(transaction=True)  # the supervisor writes rows from its own thread
+def test_processes_left_by_a_supervisor_that_exited_are_taken_over_and_restarted(tmp_path,
+                                                                                  monkeypatch):
+    import socket
+    import subprocess
+
+    from cluster.sharding_node import shards_adopt, supervisor_id
+
+    monkeypatch.setattr(supervisor_module, "_supervisor", Supervisor())
+    cluster_nodes()
+    orphan = spec(tmp_path, key="orphan")
+    proc = subprocess.Popen(orphan.argv, start_new_session=True, stdout=subprocess.DEVNULL)
+    wait_for(lambda: supervisor_module.port_answers("127.0.0.1", orphan.port), timeout=10,
+             what="the orphan to listen")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # the pid of a supervisor that has exited
+    shard = Shard.objects.create(model="orphaned", node=Node.objects.get(name="w1"),
+                                 role=ShardRole.RPC, host="127.0.0.1", port=orphan.port,
+                                 pid=proc.pid, argv=orphan.argv, state=ShardState.READY,
+                                 log_path=str(orphan.log_path),
+                                 supervisor=f"{socket.gethostname()}:{gone.pid}")
+
+    assert shards_adopt(node_name="w1") == [shard.pk]
+    assert shards_adopt(node_name="w1") == []  # supervised here now
+    assert Shard.objects.get(pk=shard.pk).supervisor == supervisor_id()
+
+    proc.kill()
+    proc.wait()
+    row = wait_for(lambda: Shard.objects.filter(pk=shard.pk, state=ShardState.READY,
+                                                restarts=1).first(), timeout=15,
+                   what="the adopted process to be restarted")
+    assert row.pid != proc.pid and alive(row.pid)
+    supervisor_module.supervisor().shutdown()
+    assert not alive(row.pid)

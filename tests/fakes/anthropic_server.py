@@ -50,6 +50,7 @@ class Recorded:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: Any
+    raw: bytes = b""  # the body exactly as it arrived
 
 
 class FakeAnthropic:
@@ -71,6 +72,11 @@ class FakeAnthropic:
         self.die_after: int | None = None  # close the socket after this many events
         self.unknown_events = False  # add an event type from the future, which must be ignored
         self.max_page = 1000  # the most models GET /v1/models returns at once, whatever the limit
+        # Secrets that must never arrive here (a gateway's own client keys): any header carrying
+        # one is refused with 401, as a leaked credential would be by a careful vendor.
+        self.refused_secrets: list[str] = []
+        self.required_beta = ""  # refuse requests whose anthropic-beta does not name this
+        self.sent: list[bytes] = []  # every response body exactly as written (streams joined)
         self.requests: list[Recorded] = []
         self.client_disconnected = threading.Event()
         self.url = ""
@@ -244,15 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+        self.fake.sent.append(raw)
 
     def _refuse(self, refused: Refused) -> None:
         self._send_json(refused.status, {"type": "error", "error": {
             "type": refused.kind, "message": refused.message},
             "request_id": f"req_01{uuid.uuid4().hex[:22]}"})
 
-    def _record(self, body: Any) -> None:
+    def _record(self, body: Any, raw: bytes = b"") -> None:
         headers = {name.lower(): value for name, value in self.headers.items()}
-        self.fake.requests.append(Recorded(self.command, self.path, headers, body))
+        self.fake.requests.append(Recorded(self.command, self.path, headers, body, raw))
 
     def _check_headers(self) -> None:
         # The API takes the key either way: x-api-key (litellm, Claude Code, this gateway) or
@@ -262,6 +269,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise Refused(401, "authentication_error", "invalid x-api-key")
         if not self.headers.get("anthropic-version"):
             raise _bad("anthropic-version: header is required")
+        for secret in self.fake.refused_secrets:
+            if any(secret in value for value in self.headers.values()):
+                raise Refused(401, "authentication_error", "a foreign credential was sent")
+        betas = [b.strip() for b in self.headers.get("anthropic-beta", "").split(",")]
+        if self.fake.required_beta and self.fake.required_beta not in betas:
+            raise _bad(f"this request needs the anthropic-beta {self.fake.required_beta}")
 
     def do_GET(self) -> None:
         self._record(None)
@@ -292,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = None
-        self._record(body)
+        self._record(body, raw)
         try:
             self._check_headers()
             if not isinstance(body, dict):
@@ -339,6 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", f"req_01{uuid.uuid4().hex[:22]}")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        written = b""
         try:
             for sent, event in enumerate(events):
                 if sent and fake.token_delay:
@@ -351,9 +365,11 @@ class _Handler(BaseHTTPRequestHandler):
                 frame = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
                 self.wfile.flush()
+                written += frame
                 if event["type"] == "error":
                     break
             self.wfile.write(b"0\r\n\r\n")
+            fake.sent.append(written)
         except (BrokenPipeError, ConnectionResetError):
             fake.client_disconnected.set()
             self.close_connection = True

@@ -29,6 +29,11 @@ class Script:
     # An agent's second turn: once the request carries a tool result (or no longer offers the
     # scripted tool), answer with this text instead of calling the tool again.
     text_after_tool: str | None = None
+    delay: float = 0.0  # seconds before answering any POST (a slow engine)
+    # OpenAI's own API: a key it checks, and no argument it does not know.
+    api_key: str = ""  # when set, requests must carry `Authorization: Bearer <api_key>`
+    refused_secrets: list[str] = field(default_factory=list)  # credentials that must not arrive
+    vendor_strict: bool = False  # refuse vLLM's extensions and `max_tokens` (o-series rules)
 
 
 class FakeOpenAIEngine:
@@ -85,7 +90,44 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _refused(self) -> bool:
+        """As OpenAI answers a bad key or an argument it does not take."""
+        script = self.fake.script
+        sent = self.headers.get("authorization", "")
+        if script.api_key and sent != f"Bearer {script.api_key}":
+            self._json(401, {"error": {"message": "Incorrect API key provided.",
+                                       "type": "invalid_request_error", "param": None,
+                                       "code": "invalid_api_key"}})
+            return True
+        if any(secret in value for secret in script.refused_secrets
+               for value in self.headers.values()):
+            self._json(401, {"error": {"message": "A foreign credential was sent.",
+                                       "type": "invalid_request_error", "param": None,
+                                       "code": "invalid_api_key"}})
+            return True
+        return False
+
+    def _vendor_refuses(self, body: dict[str, Any]) -> bool:
+        if not self.fake.script.vendor_strict:
+            return False
+        for name in ("chat_template_kwargs", "top_k"):
+            if name in body:
+                self._json(400, {"error": {"message": "Unrecognized request argument supplied: "
+                                                      f"{name}", "type": "invalid_request_error",
+                                           "param": None, "code": None}})
+                return True
+        if "max_tokens" in body:
+            self._json(400, {"error": {"message": "Unsupported parameter: 'max_tokens' is not "
+                                                  "supported with this model. Use "
+                                                  "'max_completion_tokens' instead.",
+                                       "type": "invalid_request_error", "param": "max_tokens",
+                                       "code": "unsupported_parameter"}})
+            return True
+        return False
+
     def do_GET(self) -> None:
+        if self._refused():
+            return
         if self.path in ("/v1/models", "/models"):
             self._json(200, {"object": "list", "data": [
                 {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake",
@@ -101,6 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.fake.requests.append((self.path, body, dict(self.headers)))
         script = self.fake.script
+        if script.delay:
+            time.sleep(script.delay)
+        if self._refused() or self._vendor_refuses(body):
+            return
         if script.fail_status:
             self._json(script.fail_status, {"error": {"message": script.fail_message,
                                                       "type": "server_error", "code": None}})
