@@ -10,8 +10,11 @@ import time
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from catalog.schema import Entry
 from django.conf import settings
+from django.db import DatabaseError
+
+from catalog.schema import Entry
+from flocksite.database_outage import database_read
 from gateway import balancing
 from gateway.auto_model import auto_pick, is_auto
 from gateway.canonical import EngineModel
@@ -80,12 +83,19 @@ class Router:
         from cluster.agent import engine_access
         from cluster.selectors import nodes_routable
 
-        nodes = await sync_to_async(lambda: list(nodes_routable()), thread_sensitive=False)()
+        try:
+            nodes = await sync_to_async(database_read(lambda: list(nodes_routable())),
+                                        thread_sensitive=False)()
+            # Models added with `model add` may run in llama-servers of their own.
+            extra = await sync_to_async(database_read(served_endpoints), thread_sensitive=False)()
+        except DatabaseError:
+            if not engines:
+                raise
+            self._pool = (engines, time.monotonic() + NODES_TTL)  # the database is away: keep
+            return engines  # routing to the engines we knew
         engines = [(n.name, self._engine(n.engine, engine_access(n)[0], n.name,
                                          api_key=engine_access(n)[1])) for n in nodes]
         self.leaders = {n.name for n in nodes if n.role == "leader"} | {"local"}
-        # Models added with `model add` may run in llama-servers of their own beside the engine.
-        extra = await sync_to_async(served_endpoints, thread_sensitive=False)()
         engines += [(node, self._engine(kind, endpoint, node)) for node, kind, endpoint in extra
                     if (node, endpoint) not in {(n.name, n.engine_endpoint) for n in nodes}]
         cfg = settings.FLOCK
