@@ -86,6 +86,40 @@ class UsageRecord(models.Model):
         return self.prompt_tokens + self.completion_tokens
 
 
+class UsageHour(models.Model):
+    """Usage records summed per UTC hour, key and model, so summaries over millions of records
+    read a few thousand rows. Kept by database triggers on UsageRecord (accounts/rollup_sql.py),
+    whatever writes the records; `key_id` 0 stands for no key."""
+
+    hour = models.DateTimeField()
+    key_id = models.BigIntegerField(default=0)
+    key_name = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "key_id", "key_name", "model"],
+                                               name="usagehour_unique")]
+
+
+class LatencyHour(models.Model):
+    """How many answered requests per UTC hour fell in each latency (kind 0) or time-to-first-
+    token (kind 1) bucket: exact below 1 s, three significant digits above (accounts/rollup_sql.py).
+    Kept by the same triggers as UsageHour."""
+
+    hour = models.DateTimeField()
+    kind = models.PositiveSmallIntegerField()
+    bucket = models.BigIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "kind", "bucket"],
+                                               name="latencyhour_unique")]
+
+
 class AuditEntry(models.Model):
     """One admin mutation. Append-only: rows are chained by hash (each row's hash covers its
     content and the previous row's hash), so `audit --verify` detects any edit or deletion."""
