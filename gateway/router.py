@@ -176,7 +176,8 @@ class Router:
                 groups.append(await self._group(listings, other, fallback, session, rank=rank))
         if not groups[0] and vendor is not None and entry is None and not auto:
             if not vendor.key(settings.FLOCK):
-                raise vendor_disabled(requested, vendor)
+                raise vendor_disabled(requested, vendor, sorted(
+                    {m.id for _, _, lst in listings for m in lst.models}))
             groups[0] = [Candidate(vendor.name, self.vendor_engine(vendor), name.strip(),
                                    name=name.strip())]
         groups = [g for g in latency_order(groups, settings.FLOCK.latency_fallback_p95_seconds)

@@ -56,8 +56,8 @@ def make_vendor_engine(vendor: Vendor, cfg) -> Engine:
     return engine
 
 
-def vendor_disabled(model: str, vendor: Vendor) -> ModelNotFound:
+def vendor_disabled(model: str, vendor: Vendor, served: list[str]) -> ModelNotFound:
     return ModelNotFound(
-        f"The model '{model}' is a {vendor.title} model, and {vendor.title} egress is off on "
+        f"The model '{model}' is an {vendor.title} model, and {vendor.title} egress is off on "
         f"this gateway: set {vendor.key_env} on the server to send {vendor.families} models "
-        f"to {vendor.title}.", param="model")
+        f"to {vendor.title}. Served here: {', '.join(served) or 'none'}.", param="model")
