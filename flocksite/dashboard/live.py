@@ -31,7 +31,7 @@ class Panel:
 
 @functools.cache
 def panels() -> dict[str, Panel]:
-    from flocksite.dashboard import activity, home, layout, models_page, nodes, tokens
+    from flocksite.dashboard import activity, home, layout, models_page, nodes, shards, tokens
 
     return {
         "chips": Panel("dashboard/panels/chips.html", layout.chips_context, 5.0),
@@ -42,6 +42,7 @@ def panels() -> dict[str, Panel]:
         "usage": Panel("dashboard/panels/usage.html", activity.usage_context, 3.0),
         "audit": Panel("dashboard/panels/audit.html", activity.audit_context, 3.0),
         "keys": Panel("dashboard/panels/keys.html", tokens.keys_context, 5.0),
+        "shards": Panel("dashboard/panels/shards.html", shards.shards_context, 2.0),
     }
 
 

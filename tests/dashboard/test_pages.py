@@ -250,10 +250,10 @@ def test_settings_show_the_configuration_with_secrets_redacted(admin, settings):
     assert "ANTHROPIC_API_KEY" in text and "config.yaml" in text
 
 
-def test_the_shards_page_says_sharding_is_not_built_and_invents_nothing(admin):
+def test_the_shards_page_with_nothing_sharded_says_what_it_needs(admin):
     text = admin.get("/shards").content.decode()
-    assert "Sharding is not available" in text and "/docs/cluster" in text
-    assert "deepseek-r1-671b-sharded" in text  # catalog models that will need it
+    assert "No sharded models" in text and "add them from" in text  # no workers yet
+    assert "deepseek-r1-671b-sharded" in text  # catalog models that must be sharded
 
 
 def test_a_docs_page_shows_only_files_from_docs(admin):
