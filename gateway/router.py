@@ -127,15 +127,17 @@ class Router:
                 rows.append((node, engine, model))
         return rows
 
-    def catalog_index(self) -> CatalogIndex:
-        """The catalog by served names, rebuilt at most every CATALOG_TTL seconds (reading the
-        catalog stats its files)."""
+    async def catalog_index(self) -> CatalogIndex:
+        """The catalog by served names, rebuilt at most every CATALOG_TTL seconds, in a worker
+        thread (reading the catalog stats, and at first parses, its files)."""
         index, expires = self._catalog
         if expires > time.monotonic():
             return index
         from catalog.selectors import catalog
 
-        index = CatalogIndex(catalog().entries.values())
+        entries = await sync_to_async(lambda: list(catalog().entries.values()),
+                                      thread_sensitive=False)()
+        index = CatalogIndex(entries)
         self._catalog = (index, time.monotonic() + CATALOG_TTL)
         return index
 
@@ -162,7 +164,7 @@ class Router:
                                          "engine), or set FLOCK_ENGINE and its endpoint" if not
                                     cfg.engine else "")
         listings = [(node, engine, await self.listing(engine)) for node, engine in pool]
-        index = self.catalog_index()
+        index = await self.catalog_index()
         auto = is_auto(requested)
         name = requested
         if auto:

@@ -233,3 +233,43 @@ def test_a_model_served_here_never_leaves_even_when_its_name_looks_like_a_vendor
                        json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
         assert r.status_code == 200 and r.json()["model"] == model
     assert vendors.anthropic.requests == [] and vendors.openai.requests == []
+
+
+def _stream_claude(vendors: Vendors) -> httpx.Response:
+    with httpx.Client(timeout=30) as client:
+        response = client.send(client.build_request(
+            "POST", vendors.gateway.v1 + "/messages",
+            headers={"x-api-key": vendors.gateway.user_key, "anthropic-version": "2023-06-01"},
+            json={"model": CLAUDE, "max_tokens": 100, "stream": True,
+                  "messages": [{"role": "user", "content": "hi"}]}))
+        response.read()
+    return response
+
+
+def test_an_error_event_anthropic_sends_mid_stream_is_relayed_and_recorded(vendors):
+    vendors.anthropic.error_after = 3
+    r = _stream_claude(vendors)
+    assert r.status_code == 200
+    assert r.content == vendors.anthropic.sent[-1]  # its error event included, as it sent it
+    assert r.text.rstrip().endswith('"message": "Overloaded"}}')
+    [record] = vendors.gateway.usage_records()
+    assert record.outcome == "error" and record.attempts == 1
+
+
+def test_a_relayed_stream_cut_off_by_anthropic_ends_with_an_error_event(vendors):
+    vendors.anthropic.die_after = 4
+    r = _stream_claude(vendors)
+    assert r.status_code == 200
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "error"
+    assert len(vendors.anthropic.requests) == 1
+    [record] = vendors.gateway.usage_records()
+    assert record.outcome == "error"
+
+
+def test_anthropic_overloaded_before_the_first_byte_is_an_error_status_not_a_stream(vendors):
+    vendors.anthropic.fail_status = 529
+    r = _stream_claude(vendors)
+    assert r.status_code >= 500 and r.json()["type"] == "error"
+    [record] = vendors.gateway.usage_records()
+    assert record.outcome == "error"
