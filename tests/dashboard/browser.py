@@ -37,8 +37,10 @@ def chromium() -> Iterator:
 
 
 def screenshots_dir(base: Path) -> Path:
-    root = os.environ.get("FLOCK_ARTIFACTS_DIR")
-    path = Path(root) / "dashboard" if root else base / "dashboard-screenshots"
+    """Where screenshots are kept: $FLOCK_ARTIFACTS_DIR/dashboard, else test-artifacts/dashboard
+    in the checkout (ignored by git, kept after the run for a look)."""
+    root = os.environ.get("FLOCK_ARTIFACTS_DIR") or Path(__file__).resolve().parents[2] / "test-artifacts"
+    path = Path(root) / "dashboard"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
