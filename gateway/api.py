@@ -116,9 +116,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         lambda c: c.engine.chat_stream(fit_to(req, c, acct.prompt_estimate), c.model)))
     chunker = openai_render.ChatChunker(id=chat_id, model=acct.model, created=acct.created,
                                         include_usage=req.include_usage)
+    def feed(event: Event) -> list[bytes]:
+        if event is PING:
+            return [PING_FRAME]
+        chunker.model = acct.model  # a fallback may have taken over while we sent keep-alives
+        return [frame(c) for c in chunker.feed(event)]
+
     body = accounted_sse(
         events, acct,
-        feed=lambda event: [PING_FRAME] if event is PING else [frame(c) for c in chunker.feed(event)],
+        feed=feed,
         end=lambda: [*(frame(c) for c in chunker.end()), DONE],
         error=_openai_error_frames,
     )

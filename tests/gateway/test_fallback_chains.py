@@ -188,3 +188,16 @@ def test_without_a_fallback_entry_an_engine_failure_reaches_the_caller(chain):
     r = _ask(chain, "openai", stream=False, model="model-c")
     assert r.status_code == 502 and r.json()["error"]["code"] == "engine_error"
     assert chain.a.requests == [] and chain.b.requests == []
+
+
+def test_a_fallback_taking_over_after_keepalives_names_itself_in_the_stream(chain, settings):
+    settings.FLOCK = dataclasses.replace(settings.FLOCK, engine_timeout_seconds=2.5)
+    chain.a.script.delay = 4  # silent past the first keep-alive, then timed out
+
+    r = _ask(chain, "openai", stream=True)
+
+    assert r.status_code == 200 and r.text.startswith(": ping\n\n")
+    assert _answer(r, "openai", True) == ("Answer from model-b", "model-b")
+    assert {e["model"] for e in _events(r.text)} == {"model-b"}
+    [record] = chain.gateway.usage_records()
+    assert (record.model, record.attempts) == ("model-b", 2)
