@@ -306,9 +306,10 @@ class UsageBuffer:
             self._wake.wait(PARK_SECONDS if parking else INTERVAL_SECONDS)
             self._wake.clear()
             try:
-                if parking:
-                    self.park()
-                if time.monotonic() - last_flush >= INTERVAL_SECONDS:
+                # Parked records are written at once: Redis without persistence would lose
+                # what it holds if it died, so they wait there only as long as a write takes.
+                moved = self.park() if parking else 0
+                if moved or time.monotonic() - last_flush >= INTERVAL_SECONDS:
                     last_flush = time.monotonic()
                     if self._items or parking:
                         self.flush()

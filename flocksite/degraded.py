@@ -35,6 +35,7 @@ class _State:
     lock = threading.Lock()
     down: dict[str, bool] = dict.fromkeys(DEPENDENCIES, False)
     redis_retry_at = 0.0
+    redis_failures = 0  # clients made before the last failure hold dead connections
     touched: set[str] = set()
 
 
@@ -59,7 +60,13 @@ def redis_usable() -> bool:
 
 def redis_failed() -> None:
     _State.redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+    _State.redis_failures += 1
     _set("redis", True)
+
+
+def redis_generation() -> int:
+    """Changes after every failure: a Redis client made before then should be made anew."""
+    return _State.redis_failures
 
 
 def redis_ok() -> None:

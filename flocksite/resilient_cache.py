@@ -21,6 +21,14 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, params)
         self.local = LocMemCache("flock-degraded", {"TIMEOUT": params.get("TIMEOUT", 300)})
 
+    def forget_connections(self) -> None:
+        """Drops pooled connections, which a Redis restart left dead."""
+        for pool in getattr(self._cache, "_pools", {}).values():
+            try:
+                pool.disconnect()
+            except Exception:
+                pass
+
 
 def _either(name: str):
     remote = getattr(RedisCache, name)
@@ -31,6 +39,7 @@ def _either(name: str):
                 result = remote(self, *args, **kwargs)
             except degraded.redis_errors():
                 degraded.redis_failed()
+                self.forget_connections()
             else:
                 degraded.redis_ok()
                 return result

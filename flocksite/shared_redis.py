@@ -19,9 +19,10 @@ def async_redis():
     if not url or not degraded.redis_usable():  # away: counters fall back to this process
         return None
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        import redis.asyncio
+    client, generation = _clients.get(loop, (None, -1))
+    if client is None or generation != degraded.redis_generation():  # none yet, or one whose
+        import redis.asyncio  # connections died with the last outage
 
-        client = _clients[loop] = redis.asyncio.Redis.from_url(url)
+        client = redis.asyncio.Redis.from_url(url)
+        _clients[loop] = (client, degraded.redis_generation())
     return client
