@@ -16,7 +16,7 @@ from gateway.canonical import ChatRequest, Event
 from gateway.dialects import anthropic_errors, anthropic_parse, anthropic_render
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.limits import estimate_prompt_tokens, fit_to, reservation_prompt_tokens
-from gateway.passthrough import relay_messages, relayable
+from gateway.passthrough import relay_count_tokens, relay_messages, relayable
 from gateway.pipeline import Accounting
 from gateway.responses import read_json
 from gateway.router import router as model_router
@@ -88,7 +88,16 @@ async def _parse(data: Any) -> ChatRequest | None:
 
 @router.post("/count_tokens")
 async def count_tokens(request: HttpRequest) -> HttpResponse:
-    req = anthropic_parse.parse_messages(read_json(request), count_only=True)
+    data = read_json(request)
+    model = data.get("model") if isinstance(data, dict) else None
+    if isinstance(model, str) and model.strip():
+        try:
+            upstreams = await model_router.candidates(model.strip())
+        except GatewayError:  # said below, after the body is checked
+            upstreams = []
+        if relayable(upstreams):
+            return await relay_count_tokens(request, data, upstreams)
+    req = anthropic_parse.parse_messages(data, count_only=True)
     candidates = await model_router.candidates(req.model)
     count = None
     for candidate in candidates:

@@ -35,19 +35,44 @@ def _body_for(raw: bytes, data: dict[str, Any], candidate: Candidate) -> bytes:
     return json.dumps({**data, "model": candidate.model}, ensure_ascii=False).encode()
 
 
-def _refusal(acct: Accounting, exc: VendorRejected) -> HttpResponse:
+def _refusal(acct: Accounting | None, exc: VendorRejected) -> HttpResponse:
     response = HttpResponse(exc.body, status=exc.status,
                             content_type=exc.headers.get("content-type", "application/json"))
     for name, value in exc.headers.items():
         if name != "content-type":
             response[name] = value
-    response["x-request-id"] = acct.request_id
+    if acct is not None:
+        response["x-request-id"] = acct.request_id
     return response
+
+
+def caller_headers(request: HttpRequest) -> dict[str, str]:
+    return {name: request.headers[name] for name in RELAYED_HEADERS if name in request.headers}
+
+
+async def relay_count_tokens(request: HttpRequest, data: dict[str, Any],
+                             candidates: list[Candidate]) -> HttpResponse:
+    """/v1/messages/count_tokens on the first upstream that answers, body and answer as they
+    are (a refusal too)."""
+    failure: GatewayError | None = None
+    for candidate in candidates:
+        try:
+            body = await candidate.engine.relay(_body_for(request.body, data, candidate),
+                                                caller_headers(request),
+                                                path="/v1/messages/count_tokens")
+        except VendorRejected as exc:
+            return _refusal(None, exc)
+        except GatewayError as exc:  # down: the next one may answer
+            failure = exc
+            continue
+        return HttpResponse(body, content_type="application/json")
+    assert failure is not None
+    raise failure
 
 
 async def relay_messages(request: HttpRequest, acct: Accounting, raw: bytes, data: dict[str, Any],
                          candidates: list[Candidate]) -> HttpResponse:
-    caller = {name: request.headers[name] for name in RELAYED_HEADERS if name in request.headers}
+    caller = caller_headers(request)
     try:
         if data.get("stream") is True:
             return await _relay_stream(acct, raw, data, candidates, caller)

@@ -186,11 +186,12 @@ class AnthropicEngine(Engine):
             raise VendorRejected(upstream_message(body) or f"HTTP {status}", status=status,
                                  body=body, headers=kept)
 
-    async def relay(self, raw: bytes, caller: Mapping[str, str]) -> bytes:
-        """POSTs `raw` to /v1/messages as it is; returns the upstream's answer as it is."""
+    async def relay(self, raw: bytes, caller: Mapping[str, str], *,
+                    path: str = "/v1/messages") -> bytes:
+        """POSTs `raw` to `path` as it is; returns the upstream's answer as it is."""
         try:
             response = await http.client().post(
-                self.endpoint + "/v1/messages", content=raw, headers=self._relay_headers(caller),
+                self.endpoint + path, content=raw, headers=self._relay_headers(caller),
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout))
         except httpx.HTTPError as exc:
             raise map_transport_error(self, exc) from exc

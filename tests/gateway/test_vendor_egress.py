@@ -273,3 +273,18 @@ def test_anthropic_overloaded_before_the_first_byte_is_an_error_status_not_a_str
     assert r.status_code >= 500 and r.json()["type"] == "error"
     [record] = vendors.gateway.usage_records()
     assert record.outcome == "error"
+
+
+def test_count_tokens_for_claude_is_asked_of_anthropic_as_sent(vendors):
+    raw = (RAW_TURN % "").replace('"max_tokens": 2048, ', "").replace(
+        '"output_config": {"effort": "high"}, ', "").encode()
+    r = httpx.post(vendors.gateway.v1 + "/messages/count_tokens", content=raw,
+                   headers={"x-api-key": vendors.gateway.user_key,
+                            "anthropic-version": "2023-06-01", "anthropic-beta": BETAS,
+                            "content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.content == vendors.anthropic.sent[-1] and r.json()["input_tokens"] > 0
+    sent = vendors.anthropic.last_request
+    assert sent.path == "/v1/messages/count_tokens" and sent.raw == raw
+    assert sent.headers["x-api-key"] == vendors.anthropic.api_key
+    assert sent.headers["anthropic-beta"] == BETAS
