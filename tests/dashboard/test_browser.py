@@ -10,9 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from accounts.models import ApiKey
-from cluster.models import Node, NodeRole
+from cluster.models import Node, NodeRole, Placement
 from cluster.services import local_node_name
 from tests.catalog.conftest import RTX_4090_BOX
 from tests.dashboard.browser import CHROMIUM, chromium, screenshots_dir, slug
@@ -68,6 +69,10 @@ def site(gateway, admin_user, shots) -> Iterator[Site]:
                         engine_endpoint=ollama.url, hardware=RTX_4090_BOX,
                         address="http://10.0.0.7:8090")
     Node.objects.filter(name="leader").update(hardware=RTX_4090_BOX)
+    # What the nodes' heartbeats would have reported.
+    Node.objects.filter(name=BOX).update(last_heartbeat_at=timezone.now())
+    for node, model in (("leader", "fake-model"), (BOX, "llama3.2:1b")):
+        Placement.objects.create(node=Node.objects.get(name=node), model=model)
     yield Site(gateway.url, gateway, ollama, shots)
     ollama.stop()
 
