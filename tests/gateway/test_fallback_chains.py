@@ -201,3 +201,15 @@ def test_a_fallback_taking_over_after_keepalives_names_itself_in_the_stream(chai
     assert {e["model"] for e in _events(r.text)} == {"model-b"}
     [record] = chain.gateway.usage_records()
     assert (record.model, record.attempts) == ("model-b", 2)
+
+
+def test_a_catalog_id_finds_engines_serving_the_model_under_its_source_name(chain):
+    chain.a.script.models = ["test/model-a"]  # how vLLM names it: the entry's sources.vllm
+    chain.b.script.models = ["test/model-b"]
+    chain.a.script.fail_status = 503
+    r = _ask(chain, "openai", stream=False)
+    assert r.status_code == 200 and r.json()["model"] == "test/model-b"
+    assert chain.a.requests[-1][1]["model"] == "test/model-a"
+    [record] = chain.gateway.usage_records()
+    assert (record.model, record.requested_model, record.attempts) == ("test/model-b",
+                                                                       "model-a", 2)
