@@ -28,6 +28,8 @@ SOURCES = {
     "openai_url": ("FLOCK_OPENAI_URL", "vendors.openai.url"),
     "require_keys": ("FLOCK_REQUIRE_KEYS", "require_keys"),
     "default_model": ("FLOCK_DEFAULT_MODEL", "default_model"),
+    "latency_fallback_p95_seconds": ("FLOCK_LATENCY_P95_SECONDS",
+                                     "router.latency_fallback_p95_seconds"),
     "catalog_dirs": ("FLOCK_CATALOG_DIR", "catalog_dir"),
     "database_url": ("DATABASE_URL", "database_url"),
     "redis_url": ("REDIS_URL", "redis_url"),
