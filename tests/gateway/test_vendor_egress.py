@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -288,3 +289,23 @@ def test_count_tokens_for_claude_is_asked_of_anthropic_as_sent(vendors):
     assert sent.path == "/v1/messages/count_tokens" and sent.raw == raw
     assert sent.headers["x-api-key"] == vendors.anthropic.api_key
     assert sent.headers["anthropic-beta"] == BETAS
+
+
+def test_a_caller_hanging_up_a_relayed_stream_closes_the_request_to_anthropic(vendors):
+    vendors.anthropic.reply = " ".join(["word"] * 200)
+    vendors.anthropic.token_delay = 0.05
+    with httpx.stream("POST", vendors.gateway.v1 + "/messages", timeout=30,
+                      headers={"x-api-key": vendors.gateway.user_key,
+                               "anthropic-version": "2023-06-01"},
+                      json={"model": CLAUDE, "max_tokens": 1000, "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]}) as r:
+        next(r.iter_bytes())
+    assert vendors.anthropic.client_disconnected.wait(10)
+    records = vendors.gateway.usage_records()
+    for _ in range(100):  # the gateway records the request once its stream has wound down
+        if records:
+            break
+        time.sleep(0.05)
+        records = vendors.gateway.usage_records()
+    [record] = records
+    assert record.outcome == "aborted" and record.node == "anthropic"
