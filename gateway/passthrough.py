@@ -17,10 +17,8 @@ from gateway.engines.anthropic_vendor import RELAYED_HEADERS, VendorRejected
 from gateway.errors import EngineFailed, GatewayError
 from gateway.pipeline import Accounting
 from gateway.router import Candidate
-from gateway.sse import frame
+from gateway.sse import PING_FRAME, frame
 from gateway.streaming import accounted_sse, sse_response
-
-PING_EVENT = frame({"type": "ping"}, event="ping")
 
 
 def relayable(candidates: list[Candidate]) -> bool:
@@ -98,8 +96,10 @@ async def _relay_stream(acct: Accounting, raw: bytes, data: dict[str, Any],
     tap = UsageTap(acct)
 
     def feed(chunk: Any) -> list[bytes]:
-        if chunk is PING:  # the upstream is slow to start: an Anthropic ping keeps the line open
-            return [PING_EVENT]
+        if chunk is PING:
+            # The upstream is slow to start. An SSE comment keeps the line open; a `ping` event
+            # before the upstream's message_start would break the SDKs' event order.
+            return [PING_FRAME]
         tap.feed(chunk)
         return [chunk]
 

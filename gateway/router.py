@@ -171,11 +171,12 @@ class Router:
             served = [m.id for _, _, lst in listings for m in lst.models]
             name = auto_pick(served, index, default=settings.FLOCK.default_model, need=need)
         entry = index.entry_of(name)
-        groups = [await self._group(listings, name, entry, session, rank=0)]
+        groups = [await self._group(listings, index, name, entry, session, rank=0)]
         for rank, other in enumerate(entry.fallback if entry else (), start=1):
             fallback = index.entries.get(other)
             if fallback is not None:
-                groups.append(await self._group(listings, other, fallback, session, rank=rank))
+                groups.append(await self._group(listings, index, other, fallback, session,
+                                                rank=rank))
         if not groups[0] and vendor is not None and entry is None and not auto:
             if not vendor.key(settings.FLOCK):
                 raise vendor_disabled(requested, vendor, sorted(
@@ -194,10 +195,9 @@ class Router:
             f"The model '{requested}' does not exist or is not served by any engine. "
             f"Available: {', '.join(served_names) or 'none'}.", param="model")
 
-    async def _group(self, listings: list, name: str, entry: Entry | None, session: str, *,
-                     rank: int) -> list[Candidate]:
+    async def _group(self, listings: list, index: CatalogIndex, name: str, entry: Entry | None,
+                     session: str, *, rank: int) -> list[Candidate]:
         """The engines serving `name` (or, for a catalog model, any name of its entry)."""
-        index = self._catalog[0]
         found = [Candidate(node, engine, model.id, model.context_length, name=name, rank=rank)
                  for node, engine, lst in listings for model in lst.models
                  if name and (same_model(name, model.id)

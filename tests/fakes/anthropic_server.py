@@ -65,6 +65,7 @@ class FakeAnthropic:
         self.cache_creation_tokens = 0
         self.delta_usage_output_only = False  # older servers: message_delta.usage has only output
         self.token_delay = 0.0  # seconds between streamed events
+        self.first_delay = 0.0  # seconds between a stream's headers and its first event
         self.fail_status: int | None = None  # answer /v1/messages with this status
         self.fail_kind = "overloaded_error"
         self.fail_message = "Overloaded"
@@ -354,6 +355,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         written = b""
         try:
+            if fake.first_delay:
+                self.wfile.flush()
+                time.sleep(fake.first_delay)
             for sent, event in enumerate(events):
                 if sent and fake.token_delay:
                     time.sleep(fake.token_delay)

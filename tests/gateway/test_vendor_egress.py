@@ -309,3 +309,19 @@ def test_a_caller_hanging_up_a_relayed_stream_closes_the_request_to_anthropic(ve
         records = vendors.gateway.usage_records()
     [record] = records
     assert record.outcome == "aborted" and record.node == "anthropic"
+
+
+def test_keepalives_before_a_slow_anthropic_stream_keep_the_sdks_event_order(vendors):
+    vendors.anthropic.first_delay = 2.5  # past the gateway's first keep-alive
+    client = anthropic.Anthropic(base_url=vendors.gateway.url, api_key=vendors.gateway.user_key,
+                                 max_retries=0)
+    with client.messages.stream(model=CLAUDE, max_tokens=100,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        message = stream.get_final_message()
+    assert message.content[0].text == "Hello from Claude"
+    r = _stream_claude(vendors)
+    assert r.text.startswith(": ping\n\n")
+    relayed = r.content
+    while relayed.startswith(b": ping\n\n"):
+        relayed = relayed.removeprefix(b": ping\n\n")
+    assert relayed == vendors.anthropic.sent[-1]
