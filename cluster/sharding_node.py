@@ -60,15 +60,23 @@ def _wanted(shard_id: int) -> callable:
 
 
 def _peer_restarted(shard_id: int) -> callable:
-    """For a coordinator: an rpc-server of its model became ready after it did, so the weights
-    the coordinator placed there are gone and it must load them again."""
+    """For a coordinator: one of its rpc-servers was restarted and is ready again, so the
+    weights the coordinator placed there are gone and it must load them again. Counted by the
+    rpc-servers' restarts, not by timestamps, which come from other machines' clocks."""
+    seen: dict[str, int | None] = {"restarts": None}
+
     def stale() -> bool:
         close_old_connections()
-        me = Shard.objects.filter(pk=shard_id).values("model", "ready_at").first()
-        if me is None or me["ready_at"] is None:
+        model = Shard.objects.filter(pk=shard_id).values_list("model", flat=True).first()
+        peers = list(Shard.objects.filter(model=model, role=ShardRole.RPC)
+                     .values_list("restarts", "state"))
+        total = sum(restarts for restarts, _ in peers)
+        if seen["restarts"] is None:
+            seen["restarts"] = total
+        if total == seen["restarts"] or any(state != ShardState.READY for _, state in peers):
             return False
-        return Shard.objects.filter(model=me["model"], role=ShardRole.RPC,
-                                    ready_at__gt=me["ready_at"]).exists()
+        seen["restarts"] = total
+        return True
     return stale
 
 
