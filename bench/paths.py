@@ -1,4 +1,4 @@
-"""The three paths to the fake engine: direct, Flock (daphne, as `manage.py up` runs it) and
+"""The three paths to the fake engine: direct, Flock (as `manage.py up` runs it) and
 LiteLLM's proxy (in a virtual environment of its own, offline, without a database)."""
 
 from __future__ import annotations
@@ -67,11 +67,24 @@ def _manage(env: dict[str, str], project: Path, *args: str) -> str:
     return done.stdout
 
 
+def server_argv(server: str, data_dir: Path, *, port: int | None = None,
+                fd: int | None = None) -> list[str]:
+    """The ASGI server's command line: `up`'s own (cluster/gateway_server.py), or daphne's."""
+    if server == "daphne":
+        address = ["--fd", str(fd)] if fd is not None else ["-b", "127.0.0.1", "-p", str(port)]
+        return [sys.executable, "-m", "daphne", "-v", "0", "--access-log",
+                str(data_dir / "logs" / "access.log"), *address, "flocksite.asgi:application"]
+    from cluster.gateway_server import gateway_argv
+
+    return gateway_argv(host="127.0.0.1", port=port, fd=fd)
+
+
 def start_flock(procs: Procs, work: Path, *, engine_port: int, workers: int,
-                redis_url: str = "", project: Path = PROJECT) -> Target:
+                redis_url: str = "", project: Path = PROJECT, server: str = "up") -> Target:
     """Migrates a fresh data directory, creates a user key with a daily quota, and serves
-    `flocksite.asgi:application` with daphne, the way `manage.py up` does. Several workers
-    share one listening socket (daphne --fd); they then need Redis for shared quotas."""
+    `flocksite.asgi:application` the way `manage.py up` does (`server="daphne"`: with daphne,
+    for comparison). Several workers share one listening socket (--fd); they then need Redis
+    for shared quotas."""
     data_dir = work / "flock-data"
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -79,11 +92,9 @@ def start_flock(procs: Procs, work: Path, *, engine_port: int, workers: int,
     _manage(env, project, "migrate", "--verbosity", "0")
     issued = json.loads(_manage(env, project, "token", "create", "bench-user", "--quota",
                                 str(USER_QUOTA), "--json"))
-    daphne = [sys.executable, "-m", "daphne", "-v", "0",
-              "--access-log", str(data_dir / "logs" / "access.log")]
     listener = None
     if workers == 1:
-        argvs = [[*daphne, "-b", "127.0.0.1", "-p", str(port), "flocksite.asgi:application"]]
+        argvs = [server_argv(server, data_dir, port=port)]
         fds: tuple[int, ...] = ()
     else:
         listener = socket.socket()
@@ -92,7 +103,7 @@ def start_flock(procs: Procs, work: Path, *, engine_port: int, workers: int,
         listener.listen(4096)
         listener.set_inheritable(True)
         fds = (listener.fileno(),)
-        argvs = [[*daphne, "--fd", str(listener.fileno()), "flocksite.asgi:application"]] * workers
+        argvs = [server_argv(server, data_dir, fd=listener.fileno())] * workers
     started = [procs.spawn(f"flock-{i}", argv, env=env, cwd=project, pass_fds=fds)
                for i, argv in enumerate(argvs)]
     try:

@@ -213,7 +213,7 @@ def _version(name: str) -> str:
 def machine(extra: dict[str, str]) -> list[str]:
     memory = psutil.virtual_memory().total / 2**30
     versions = ", ".join(f"{n} {_version(n)}" for n in
-                         ("Django", "daphne", "Twisted", "django-ninja", "httpx", "channels"))
+                         ("Django", "uvicorn", "uvloop", "httptools", "django-ninja", "orjson", "channels"))
     lines = [f"- CPU: {_cpu_model()}, {os.cpu_count()} cores; RAM {memory:.1f} GiB; "
              f"{platform.system()} {platform.release()}",
              f"- Python {platform.python_version()}; {versions}"]

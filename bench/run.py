@@ -1,9 +1,9 @@
 """`make bench`: Flock against direct calls and LiteLLM's proxy, on one machine in one run.
 
-Starts a fast fake engine, Flock (daphne) and LiteLLM's proxy on 127.0.0.1, sends each scenario's
-traffic through every path, times the usage summary over a 10-million-row ledger in PostgreSQL,
-then prints one table and writes it to bench/results/latest.md. Every process it started is
-ended when it stops.
+Starts a fast fake engine, Flock (served as `manage.py up` serves it) and LiteLLM's proxy on
+127.0.0.1, sends each scenario's traffic through every path, times the usage summary over a
+10-million-row ledger in PostgreSQL, then prints one table and writes it to
+bench/results/latest.md. Every process it started is ended when it stops.
 
     python -m bench.run                       # everything (6 to 8 minutes once installed)
     python -m bench.run --quick               # shorter runs of everything
@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run Flock from this commit (exported with git archive) instead of "
                              "the working tree; for before/after comparisons")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
+    parser.add_argument("--flock-server", choices=("up", "daphne"), default="up",
+                        help="serve Flock as `manage.py up` does (default), or with daphne")
     parser.add_argument("--litellm-version", default=paths.LITELLM_VERSION)
     parser.add_argument("--stream-pace-ms", type=float, default=5.0,
                         help="the engine's pace in the streaming scenario (default 5: 200 tokens/s)")
@@ -112,7 +114,7 @@ def run_traffic(args: argparse.Namespace, plan: scenarios.Plan, work: Path,
         engine = paths.start_engine(procs, stream_pace_ms=args.stream_pace_ms,
                                     slow_pace_ms=args.slow_pace_ms)
         flock = paths.start_flock(procs, work, engine_port=engine.port, workers=args.workers,
-                                  redis_url=redis_url, project=project)
+                                  redis_url=redis_url, project=project, server=args.flock_server)
         targets = [engine, flock]
         if venv is not None:
             targets.append(paths.start_litellm(procs, work, engine_port=engine.port,
@@ -179,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"16 streams of {plan.stream_tokens} tokens at {args.stream_pace_ms:g} ms/token "
                    f"({plan.stream_seconds:g} s), {plan.hold_streams} streams of "
                    f"{plan.hold_tokens} tokens at {args.slow_pace_ms:g} ms/token",
-        "Flock": "daphne flocksite.asgi:application, SQLite, "
+        "Flock": ("daphne" if args.flock_server == "daphne" else
+                  "uvicorn (uvloop, httptools) as `manage.py up` serves it")
+                 + ", flocksite.asgi:application, SQLite, "
                  + ("Redis" if args.workers > 1 else "in-process cache")
                  + ", user key with a daily token quota, usage recorded",
     }

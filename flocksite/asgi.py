@@ -1,4 +1,4 @@
-"""ASGI entry point (daphne flocksite.asgi:application)."""
+"""ASGI entry point (`manage.py up` serves it with uvicorn: cluster/gateway_server.py)."""
 
 from __future__ import annotations
 

@@ -126,11 +126,11 @@ def test_up_stops_the_engine_and_fails_when_the_gateway_dies(up_env, run_up) -> 
     up = run_up(up_env)
     up.wait_for(READY, timeout=300)
     children = up.descendants()
-    [gateway] = [p for p in children if "daphne" in p.cmdline()]
+    [gateway] = [p for p in children if "uvicorn" in p.cmdline()]
     gateway.kill()
     assert up.proc.wait(30) == 1
     out = up.output
-    assert "the gateway (daphne) exited with code -9; stopped everything" in out
+    assert "the gateway (uvicorn) exited with code -9; stopped everything" in out
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 

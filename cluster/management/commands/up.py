@@ -16,6 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cluster import embedded, liveness, processes, services, watchdog
 from cluster.console import Console
+from cluster.gateway_server import NAME as SERVER
+from cluster.gateway_server import gateway_argv
 from cluster.tasks import engine_watchdog_tick
 from flocksite.config import ConfigError, FlockConfig, parse_listen
 
@@ -47,7 +49,7 @@ class Command(BaseCommand):
         "(FLOCK_ENGINE, else Ollama/vLLM/MLX-LM/llama.cpp on their default ports, else start the "
         "embedded llama.cpp engine with gemma-3-270m; with FLOCK_ENGINE=llamacpp and nothing on "
         "its local endpoint, the embedded engine starts there), then serve the OpenAI and Anthropic APIs "
-        "with daphne until Ctrl-C. A watchdog restarts the embedded engine after 3 failed health "
+        "with uvicorn until Ctrl-C. A watchdog restarts the embedded engine after 3 failed health "
         "checks in a row."
     )
 
@@ -194,9 +196,7 @@ class Command(BaseCommand):
     def _start_gateway(self) -> None:
         cfg = self.cfg
         env = services.gateway_env(cfg)
-        argv = [sys.executable, "-m", "daphne", "-b", cfg.listen_host, "-p", str(cfg.listen_port),
-                "-v", "0", "--access-log", str(cfg.data_dir / "logs" / "access.log"),
-                "flocksite.asgi:application"]
+        argv = gateway_argv(host=cfg.listen_host, port=cfg.listen_port)
         (cfg.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.console.step(f"starting the gateway on {cfg.listen_host}:{cfg.listen_port}")
         self.gateway = gateway = processes.spawn(argv, env=env, cwd=embedded.PROJECT_ROOT)
@@ -206,7 +206,7 @@ class Command(BaseCommand):
                                      alive=lambda: gateway.poll() is None)
         if not ready:
             code = processes.stop(gateway)
-            raise CommandError(f"the gateway did not answer {healthz} (daphne exit code {code}); "
+            raise CommandError(f"the gateway did not answer {healthz} ({SERVER} exit code {code}); "
                                "see its output above, or run `manage.py doctor`")
 
     def _print_ready(self) -> None:
@@ -276,7 +276,7 @@ class Command(BaseCommand):
         while not stop.wait(0.5):
             code = self.gateway.poll()
             if code is not None:
-                raise CommandError(f"the gateway (daphne) exited with code {code}; stopped "
+                raise CommandError(f"the gateway ({SERVER}) exited with code {code}; stopped "
                                    "everything. See its output above.")
         self.console.line("Stopping Flock...")
 
