@@ -3,8 +3,9 @@ checks on the processes the supervisor started."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psutil
 from django.utils import timezone
@@ -67,3 +68,23 @@ def wait_for(check: Callable[[], object], *, timeout: float, what: str) -> objec
         time.sleep(0.1)
     rows = list(Shard.objects.values("role", "node__name", "state", "pid", "restarts", "error"))
     raise AssertionError(f"timed out waiting for {what}; shards: {rows}")
+
+
+@contextlib.contextmanager
+def node_queues_served() -> Iterator[None]:
+    """With Redis, tasks for w1 and w2 travel through their own queues: a Celery worker in this
+    process consumes node.w1 and node.w2 meanwhile (without Redis every task runs in-process).
+    Needs a transactional database: the worker's threads have their own connections."""
+    from django.conf import settings
+
+    if not settings.FLOCK.redis_url:
+        yield
+        return
+    from celery.contrib.testing.worker import start_worker
+
+    from flocksite.celery import app, node_queue
+
+    with start_worker(app, queues=[node_queue("w1"), node_queue("w2")], pool="threads",
+                      concurrency=2, perform_ping_check=False, loglevel="WARNING",
+                      shutdown_timeout=10):
+        yield

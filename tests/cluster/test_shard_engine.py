@@ -17,7 +17,13 @@ from django.core.management.base import CommandError
 from accounts.models import AuditEntry
 from cluster.models import Placement, PlacementSource, Shard, ShardRole, ShardState
 from cluster.supervisor import supervisor
-from tests.cluster.shard_helpers import alive, cluster_nodes, our_engine_processes, wait_for
+from tests.cluster.shard_helpers import (
+    alive,
+    cluster_nodes,
+    node_queues_served,
+    our_engine_processes,
+    wait_for,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -31,9 +37,10 @@ def sharding_gateway(_server, transactional_db) -> Iterator:
     from accounts.services import key_create
 
     cluster_nodes()
-    yield {"url": f"http://127.0.0.1:{_server.port}",
-           "admin": key_create(name="admin", scope="admin").plaintext,
-           "user": key_create(name="alice", scope="user").plaintext}
+    with node_queues_served():
+        yield {"url": f"http://127.0.0.1:{_server.port}",
+               "admin": key_create(name="admin", scope="admin").plaintext,
+               "user": key_create(name="alice", scope="user").plaintext}
     sup = supervisor()
     for key in sup.keys():
         sup.stop(key)

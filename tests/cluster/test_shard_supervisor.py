@@ -17,7 +17,7 @@ from cluster import processes
 from cluster import supervisor as supervisor_module
 from cluster.models import Node, Shard, ShardRole, ShardState
 from cluster.supervisor import BACKOFF, ProcessSpec, StartFailed, Supervisor
-from tests.cluster.shard_helpers import alive, cluster_nodes, wait_for
+from tests.cluster.shard_helpers import alive, cluster_nodes, node_queues_served, wait_for
 
 FAKE = Path(__file__).resolve().parent.parent / "fakes" / "tcp_server.py"
 FAST = (0.05, 0.1, 0.2, 0.4, 0.8)
@@ -118,7 +118,8 @@ def test_a_shard_that_keeps_crashing_shows_crashloop_in_shard_ls(transactional_d
     call_command("shard", "ls", stdout=out)
     assert "crashloop" in out.getvalue()
     assert "rpc of crashy on w1 is in crashloop" in out.getvalue()
-    call_command("shard", "remove", "crashy", "--yes", stdout=io.StringIO())
+    with node_queues_served():
+        call_command("shard", "remove", "crashy", "--yes", stdout=io.StringIO())
     assert not Shard.objects.exists()
     supervisor_module.supervisor().shutdown()
 
