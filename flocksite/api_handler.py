@@ -82,7 +82,10 @@ class APIHandler(ASGIHandler):
 
 def split_by_path(api, full):
     """One ASGI app: API paths to the lean handler, everything else to the full one."""
+    from gateway.request_limits import daphne_limits_install, limit_requests
 
+    daphne_limits_install()  # bounded bodies under daphne, as under any server below
+    api = limit_requests(api)  # oversized headers or bodies, slow bodies: refused up front
     booted = []
 
     async def application(scope, receive, send):

@@ -12,8 +12,10 @@ _BY_STATUS = {
     402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
+    408: "invalid_request_error",  # the body took too long to arrive (gateway.request_limits)
     413: "request_too_large",
     429: "rate_limit_error",
+    431: "invalid_request_error",  # headers too large
     500: "api_error",
     502: "api_error",
     503: "overloaded_error",
