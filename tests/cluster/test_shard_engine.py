@@ -167,8 +167,8 @@ def test_sharding_refuses_workers_with_another_llama_cpp_build_and_names_them(sh
     assert our_engine_processes() == [] and not Shard.objects.exists()
 
 
-def test_model_add_of_an_entry_that_requires_sharding_creates_the_shards(sharding_gateway, gguf,
-                                                                       settings):
+def test_model_add_and_remove_of_an_entry_that_requires_sharding_go_through_shards(
+        sharding_gateway, gguf, settings):
     catalog_dir = settings.FLOCK.data_dir / "catalog"
     catalog_dir.mkdir(parents=True, exist_ok=True)
     (catalog_dir / "gemma-split.yaml").write_text(f"""\
@@ -193,8 +193,11 @@ sharding: {{required: true, min_nodes: 2}}
         assert "handing over to `shard create`" in out.getvalue()
         assert {s.node.name for s in Shard.objects.filter(role=ShardRole.RPC)} == {"w1", "w2"}
         assert chat(sharding_gateway, model="gemma-split")["model"] == "gemma-split"
+        removed = io.StringIO()
+        call_command("model", "remove", "gemma-split", "--yes", stdout=removed)
+        assert "handing over to `shard remove`" in removed.getvalue()
     finally:
         (catalog_dir / "gemma-split.yaml").unlink()
         if Shard.objects.exists():
             call_command("shard", "remove", "gemma-split", "--yes", stdout=io.StringIO())
-    assert our_engine_processes() == []
+    assert our_engine_processes() == [] and not Shard.objects.exists()

@@ -249,6 +249,13 @@ class Command(BaseCommand):
         model_id = options["id"] or self._pick_installed()
         rows = [r for r in selectors.installed_for(model_id)
                 if not options["node"] or r.node.name == options["node"]]
+        if not rows and not options["node"] and self._sharded(model_id):
+            from django.core.management import call_command
+
+            self.stdout.write(f"{model_id} is sharded; handing over to `shard remove`")
+            call_command("shard", "remove", model_id, *(["--yes"] if options["yes"] else []),
+                         stdout=self.stdout._out)
+            return
         if rows and not options["yes"]:
             where = ", ".join(r.node.name for r in rows)
             if not interactive(self.stdout):
@@ -259,6 +266,13 @@ class Command(BaseCommand):
         nodes = services.model_remove(model_id=model_id, node_name=options["node"],
                                       force=options["force"], actor=_cli_actor())
         self.stdout.write(f"✔ removed {model_id} from {', '.join(nodes)}")
+
+    def _sharded(self, model_id: str) -> bool:
+        if "shard" not in get_commands():
+            return False
+        from cluster.sharding_selectors import sharded_models
+
+        return model_id in sharded_models()
 
     # --- prompts -------------------------------------------------------------------------
 
