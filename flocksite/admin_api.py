@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
@@ -29,6 +30,13 @@ def _gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
 @admin_api.exception_handler(AuthenticationError)
 def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return error_response(request, AuthenticationFailed("Invalid API key."))
+
+
+@admin_api.exception_handler(OverflowError)
+@admin_api.exception_handler(DataError)
+def _out_of_range(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # A number or a text the database (or a date) cannot hold: the caller's mistake, not ours.
+    return error_response(request, InvalidRequest("A value in the request is out of range."))
 
 
 @admin_api.exception_handler(ValidationError)

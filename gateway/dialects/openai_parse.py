@@ -172,6 +172,9 @@ def parse_completion(body: Any) -> CompletionRequest:
     prompt = body.get("prompt")
     if not isinstance(prompt, (str, list)) or (isinstance(prompt, list) and not prompt):
         raise InvalidRequest("prompt must be a string or a non-empty array", param="prompt")
+    if not _text_or_tokens(prompt):
+        raise InvalidRequest("prompt must be a string, an array of strings, an array of tokens or "
+                             "an array of token arrays", param="prompt")
     stream = _bool(body, "stream")
     n = _int(body, "n")
     if n not in (None, 1):
@@ -189,6 +192,19 @@ def parse_completion(body: Any) -> CompletionRequest:
         echo=_bool(body, "echo"),
         extra={k: body[k] for k in PASS_THROUGH if body.get(k) is not None},
     )
+
+
+def _tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value)
+
+
+def _text_or_tokens(value: Any) -> bool:
+    """What OpenAI accepts as a prompt: text, texts, tokens, or token arrays."""
+    if isinstance(value, str) or _tokens(value):
+        return True
+    return isinstance(value, list) and bool(value) and (
+        all(isinstance(v, str) for v in value) or all(_tokens(v) for v in value))
 
 
 def parse_embeddings(body: Any) -> EmbeddingRequest:
