@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="requests per path")
     parser.add_argument("--tokens", type=int, default=128, help="max_tokens per request")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     data_dir = Path(tempfile.mkdtemp(prefix="flock-shard-bench-"))
     _django(data_dir)
 
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name.ljust(width)}  {statistics.median(values):17.1f}  {min(values):5.1f}  "
               f"{max(values):5.1f}  {statistics.median(counts[name]):15.0f}")
     print(f"\n{args.runs} runs per path, max_tokens {args.tokens}, {os.cpu_count()} CPUs; "
-          f"llama.cpp build {build or 'unknown'}.")
+          f"llama.cpp build {build or 'unknown'}; load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after (other programs slow the single server most).")
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -40,7 +41,7 @@ def log_path(shard: Shard) -> Path:
     return Path(settings.FLOCK.data_dir) / "logs" / "shards" / f"{safe}-{shard.role}.log"
 
 
-def _record(shard_id: int) -> callable:
+def _record(shard_id: int) -> Callable[[Change], None]:
     def listener(change: Change) -> None:
         close_old_connections()
         fields = {"state": change.state, "pid": change.pid, "restarts": change.restarts,
@@ -52,14 +53,14 @@ def _record(shard_id: int) -> callable:
     return listener
 
 
-def _wanted(shard_id: int) -> callable:
+def _wanted(shard_id: int) -> Callable[[], bool]:
     def wanted() -> bool:
         close_old_connections()
         return Shard.objects.filter(pk=shard_id).exclude(state=ShardState.STOPPED).exists()
     return wanted
 
 
-def _peer_restarted(shard_id: int) -> callable:
+def _peer_restarted(shard_id: int) -> Callable[[], bool]:
     """For a coordinator: one of its rpc-servers was restarted and is ready again, so the
     weights the coordinator placed there are gone and it must load them again. Counted by the
     rpc-servers' restarts, not by timestamps, which come from other machines' clocks."""
