@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.audit import Actor, audit_record
 from accounts.models import Scope
 from accounts.selectors import KeyInfo
-from cluster import agent
+from cluster import agent, endpoint_policy
 from cluster.models import (
     JOIN_TOKEN_TTL,
     OFFLINE_AFTER,
@@ -136,7 +136,8 @@ def _check_report(report: NodeReport) -> None:
     host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
     try:
         agent.check_advertised(host)
-    except agent.AddressError as exc:
+        endpoint_policy.report_check(url, report.engine_local_endpoint)  # never the leader's own
+    except (agent.AddressError, endpoint_policy.PolicyError) as exc:
         raise InvalidReport(str(exc)) from None
     if report.engine and report.engine not in EngineKind.values:
         raise InvalidReport(f"engine {report.engine!r} must be one of "
