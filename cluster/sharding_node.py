@@ -156,13 +156,15 @@ def process_stop(*, shard_id: int, pid: int | None, binary: str) -> dict:
     return {"shard": shard_id, "stopped": stopped}
 
 
-def shards_adopt(*, node_name: str) -> list[int]:
-    """Supervises this node's shard processes whose supervisor is gone (a `shard create` run
-    from a command that has exited, a restarted Celery worker); returns the ids taken over."""
+def shards_adopt() -> list[int]:
+    """Supervises the shard processes on this machine whose supervisor is gone (a `shard
+    create` run from a command that has exited, a restarted Celery worker); returns the ids
+    taken over. A row's `supervisor` (host:pid) says which machine its process runs on."""
     me = supervisor_id()
+    host = socket.gethostname()
     sup = supervisor()
     taken = []
-    rows = Shard.objects.select_related("node").filter(node__name=node_name) \
+    rows = Shard.objects.select_related("node").filter(supervisor__startswith=f"{host}:") \
         .exclude(state=ShardState.STOPPED).exclude(supervisor=me)
     for shard in rows:
         if shard_key(shard.pk) in sup.keys() or _supervisor_alive(shard.supervisor):
@@ -173,7 +175,10 @@ def shards_adopt(*, node_name: str) -> list[int]:
                            port=shard.port, log_path=Path(shard.log_path or log_path(shard)),
                            env=embedded.engine_env(),
                            ready_path="/health" if shard.role == ShardRole.COORDINATOR else None)
-        Shard.objects.filter(pk=shard.pk).update(supervisor=me)
+        # Claimed by a conditional update, so two processes never both take one over.
+        if not Shard.objects.filter(pk=shard.pk, supervisor=shard.supervisor) \
+                .update(supervisor=me):
+            continue
         sup.adopt(spec, shard.pid or 0, restarts=shard.restarts, listener=_record(shard.pk),
                   wanted=_wanted(shard.pk),
                   stale=_peer_restarted(shard.pk) if shard.role == ShardRole.COORDINATOR else None)
@@ -184,9 +189,9 @@ def shards_adopt(*, node_name: str) -> list[int]:
 
 
 def _supervisor_alive(ident: str) -> bool:
-    host, _, pid = ident.rpartition(":")
-    if not host or host != socket.gethostname() or not pid.isdigit():
-        return False  # supervised from another machine would be a bug; take it
+    _, _, pid = ident.rpartition(":")
+    if not pid.isdigit():
+        return False
     try:
         return psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

@@ -45,6 +45,7 @@ def shard_dict(shard: Shard) -> dict:
             "node_id": shard.node_id, "role": shard.role, "host": shard.host, "port": shard.port,
             "endpoint": shard.endpoint, "pid": shard.pid, "state": shard.state,
             "restarts": shard.restarts, "build": shard.build, "log_path": shard.log_path,
+            "supervisor": shard.supervisor,
             "error": shard.error,
             "ready_at": shard.ready_at.isoformat() if shard.ready_at else None,
             "created_at": shard.created_at.isoformat() if shard.created_at else None}

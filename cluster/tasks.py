@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
 
@@ -54,19 +56,12 @@ def shard_log_tail(path: str, lines: int = 50) -> str:
     return sharding_node.tail(path, lines)
 
 
-@shared_task(name="cluster.shards_adopt", soft_time_limit=30, time_limit=45)
-def shards_adopt(node_name: str) -> list[int]:
-    from cluster import sharding_node
-
-    return sharding_node.shards_adopt(node_name=node_name)
-
-
 @worker_ready.connect
 def _shards_adopt_on_start(sender=None, **_: object) -> None:
-    # A restarted worker takes over this node's shard processes (`join` names the Celery
-    # worker NODE@flock).
-    hostname = getattr(sender, "hostname", "") or ""
-    if hostname.endswith("@flock"):
-        from cluster import sharding_node
+    # A restarted worker takes over the shard processes left on this machine.
+    from cluster import sharding_node
 
-        sharding_node.shards_adopt(node_name=hostname.rsplit("@", 1)[0])
+    try:
+        sharding_node.shards_adopt()
+    except Exception:  # no database yet, or none reachable: nothing to take over
+        logging.getLogger("cluster.sharding").exception("taking over shard processes failed")

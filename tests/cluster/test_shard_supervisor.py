@@ -146,8 +146,8 @@ def test_processes_left_by_a_supervisor_that_exited_are_taken_over_and_restarted
                                  log_path=str(orphan.log_path),
                                  supervisor=f"{socket.gethostname()}:{gone.pid}")
 
-    assert shards_adopt(node_name="w1") == [shard.pk]
-    assert shards_adopt(node_name="w1") == []  # supervised here now
+    assert shards_adopt() == [shard.pk]
+    assert shards_adopt() == []  # supervised here now
     assert Shard.objects.get(pk=shard.pk).supervisor == supervisor_id()
 
     proc.kill()
