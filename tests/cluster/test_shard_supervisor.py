@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from cluster import processes
 from cluster import supervisor as supervisor_module
@@ -158,3 +159,35 @@ def test_processes_left_by_a_supervisor_that_exited_are_taken_over_and_restarted
     assert row.pid != proc.pid and alive(row.pid)
     supervisor_module.supervisor().shutdown()
     assert not alive(row.pid)
+
+
+@pytest.mark.engine  # the node checks its llama.cpp build before starting an rpc-server
+def test_an_rpc_server_failing_on_the_second_worker_stops_the_first_and_names_the_step(
+        transactional_db, tmp_path, monkeypatch):
+    from cluster import embedded
+
+    # The first rpc-server starts (w1, the most free memory); the second exits at once.
+    fake = tmp_path / "ggml-rpc-server"
+    fake.write_text(f'#!/bin/sh\nif [ -e {tmp_path}/started ]; then echo "bind failed" >&2; '
+                    f'exit 1; fi\ntouch {tmp_path}/started\nexec {sys.executable} {FAKE} "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(embedded, "rpc_server_binary", lambda: fake)
+    cluster_nodes()
+    started = []
+    real_start = Supervisor.start
+
+    def recording(self, spec, **kwargs):
+        managed = real_start(self, spec, **kwargs)
+        started.append(managed.pid)
+        return managed
+
+    monkeypatch.setattr(Supervisor, "start", recording)
+
+    with node_queues_served(), pytest.raises(CommandError) as failed:
+        call_command("shard", "create", "gemma-3-270m", "2", "--gguf", str(tmp_path / "m.gguf"),
+                     stdout=io.StringIO())
+
+    assert "step 'start rpc-server' failed on w2" in str(failed.value)
+    assert "bind failed" in str(failed.value)  # the log's last lines
+    assert len(started) == 1 and not alive(started[0])  # w1's rpc-server was stopped
+    assert not Shard.objects.exists()
