@@ -190,10 +190,35 @@ class Response:
         if pending.strip():
             yield pending.rstrip(b"\r").decode("utf-8", "replace")
 
+    def _rest_is_here(self, conn: _Conn) -> bool:
+        """True when the rest of a chunked body already sits in the read buffer, as it does when
+        an SSE consumer stops at `data: [DONE]`, a moment before the body's last chunk: it is
+        skipped, and the connection kept."""
+        buffer = getattr(conn.reader, "_buffer", None)  # asyncio.StreamReader's, since 3.4
+        if not self._chunked or not isinstance(buffer, bytearray):
+            return False
+        at = 0
+        while True:
+            end = buffer.find(b"\r\n", at)
+            if end < 0:
+                return False
+            try:
+                size = int(buffer[at:end].split(b";", 1)[0], 16)
+            except ValueError:
+                return False
+            if size == 0:
+                if buffer[end + 2:] != b"\r\n":  # trailers, or more than this body
+                    return False
+                buffer.clear()
+                return True
+            at = end + 2 + size + 2
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        if not self._done and self._keep_alive and self._rest_is_here(conn):
+            self._done = True
         if self._done and self._keep_alive:
             self._pool.give(self._key, conn)
         else:

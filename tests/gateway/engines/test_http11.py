@@ -4,6 +4,7 @@ real engines' servers do (Content-Length, chunked, closing) and misbehaves on re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -124,9 +125,28 @@ def test_chunked_streams_come_out_as_lines_split_anywhere() -> None:
     asyncio.run(main())
 
 
+def test_a_stream_left_at_its_done_line_keeps_its_connection() -> None:
+    async def script(path, body):
+        return _chunked(b"data: 1\n\n", b"data: [DONE]\n\n")
+
+    async def main():
+        async with RawServer(script) as server:
+            engine = _engine(server.url)
+            for _ in range(3):
+                async with contextlib.aclosing(stream_lines(engine, "/v1/s", {})) as lines:
+                    async for line in lines:
+                        if line == "data: [DONE]":
+                            break  # as the drivers do, before the body's last chunk is read
+            assert server.connections == 1 and len(server.requests) == 3
+
+    asyncio.run(main())
+
+
 def test_a_stream_closed_early_drops_its_connection() -> None:
     async def script(path, body):
-        return _chunked(*[b"data: x\n\n"] * 5)
+        if path == "/v1/s":  # still generating: the body's last chunk has not come
+            return _chunked(*[b"data: x\n\n"] * 5).removesuffix(b"0\r\n\r\n")
+        return _chunked(b"data: y\n\n")
 
     async def main():
         async with RawServer(script) as server:
@@ -134,8 +154,7 @@ def test_a_stream_closed_early_drops_its_connection() -> None:
             lines = stream_lines(engine, "/v1/s", {})
             assert await lines.__anext__() == "data: x"
             await lines.aclose()
-            async for _ in stream_lines(engine, "/v1/s", {}):
-                pass
+            assert [line async for line in stream_lines(engine, "/v1/t", {})] == ["data: y"]
             assert server.connections == 2
 
     asyncio.run(main())
