@@ -120,17 +120,44 @@ class Response:
         self._left = length  # bytes of a Content-Length body still unread; None: until close
         self._keep_alive = keep_alive
         self._done = length == 0
+        # The read timeout: one timer per response, re-armed lazily (a stream reads once or
+        # twice per token; a timer per read costs more than the rest of the read).
+        self._loop = asyncio.get_running_loop()
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._reader_task: asyncio.Task | None = None
+        self._expired = False
+
+    def _expire(self) -> None:
+        self._timer = None
+        task = self._reader_task
+        if task is None:
+            return  # not reading now: the next read arms the timer again
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+            return
+        self._expired = True
+        task.cancel()
 
     async def _read(self, reading):
+        if self._timeout is not None:
+            self._deadline = self._loop.time() + self._timeout
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._deadline, self._expire)
+            self._reader_task = asyncio.current_task()
         try:
-            if self._timeout is None:
-                return await reading
-            async with asyncio.timeout(self._timeout):
-                return await reading
-        except TimeoutError:
+            return await reading
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            self._expired = False
+            if self._reader_task is not None:
+                self._reader_task.uncancel()
             raise ReadTimeout(f"no data within {self._timeout:g} s") from None
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError, ValueError) as exc:
             raise ConnectionBroken(type(exc).__name__) from exc
+        finally:
+            self._reader_task = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
@@ -214,6 +241,9 @@ class Response:
             at = end + 2 + size + 2
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         conn, self._conn = self._conn, None
         if conn is None:
             return

@@ -195,6 +195,23 @@ def test_failures_map_to_the_gateway_errors() -> None:
     asyncio.run(main())
 
 
+def test_a_stream_that_stalls_mid_way_times_out_between_reads() -> None:
+    async def script(path, body):
+        return _chunked(b"data: 1\n\n").removesuffix(b"0\r\n\r\n")  # then nothing more
+
+    async def main():
+        async with RawServer(script) as server:
+            engine = make_engine("vllm", server.url, api_key="", timeout=0.3, connect_timeout=5)
+            seen = []
+            with pytest.raises(EngineTimeout):
+                async for line in stream_lines(engine, "/v1/s", {}):
+                    seen.append(line)
+                    await asyncio.sleep(0.4)  # slower than the timeout, but not reading then
+            assert seen == ["data: 1"]
+
+    asyncio.run(main())
+
+
 def test_a_header_value_cannot_start_a_header_of_its_own() -> None:
     head = http11._head("GET", "/", "h", {"traceparent": "x\r\nx-evil: 1", "ok": "1"}, 0)
     assert b"x-evil" not in head and b"ok: 1" in head
