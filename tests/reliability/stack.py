@@ -24,7 +24,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TEMPLATE = "flock_template"
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -33,7 +33,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         except Exception:
             pass
         time.sleep(0.05)
-    raise TimeoutError(f"{what} did not happen within {timeout} s")
+    raise TimeoutError(f"{what() if callable(what) else what} did not happen within {timeout} s")
 
 
 def _kill_group(proc: subprocess.Popen, signum: int) -> None:
@@ -96,8 +96,10 @@ class OwnPostgres:
         return self
 
     def start(self) -> None:
+        # Commits stay synchronous: the fault tests crash PostgreSQL (an immediate stop), and an
+        # asynchronous commit would be lost with it, which would be the test's loss, not ours.
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                   "-c full_page_writes=off -c max_connections=300")
         self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
                           "-w", "-t", "60", "-o", options, "start")
 

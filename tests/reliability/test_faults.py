@@ -85,6 +85,7 @@ def test_postgres_stopped_for_ten_seconds_loses_no_usage(stack, fake_engine):
     assert metric(gateway, keys["admin"], 'flock_dependency_up{dependency="database"}') == 0
 
     stack.pg.start()
-    wait_for(lambda: stack.usage_count() == sent, 30, "every waiting record written")
+    wait_for(lambda: stack.usage_count() == sent, 30,
+             lambda: f"every waiting record written ({stack.usage_count()} of {sent})")
     assert metric(gateway, keys["admin"], "flock_usage_records_dropped_total") == 0
     assert readyz(gateway)["status"] == "ready"
