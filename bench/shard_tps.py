@@ -6,7 +6,8 @@ the same model on one llama-server (through the gateway, and directly).
 
 Everything runs on this machine in a temporary data dir with SQLite: a gateway on a free port,
 one llama-server, two rpc-servers and the coordinator, started by the same services as
-`manage.py shard create`. Requests are non-streaming, interleaved between the paths, with the
+`manage.py shard create`; each rpc-server gets half the cores (FLOCK_RPC_THREADS), as two
+workers sharing one machine. Requests are non-streaming, interleaved between the paths, with the
 same prompt and max_tokens; a run's rate is its completion tokens over its wall time."""
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="requests per path")
     parser.add_argument("--tokens", type=int, default=128, help="max_tokens per request")
     args = parser.parse_args(argv)
+    # Two workers share this machine's cores here; on two machines each would have its own.
+    os.environ.setdefault("FLOCK_RPC_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
     load_before = os.getloadavg()[0]
     data_dir = Path(tempfile.mkdtemp(prefix="flock-shard-bench-"))
     _django(data_dir)

@@ -117,6 +117,15 @@ def _start(shard: Shard, argv: list[str], *, bind: str, port: int, ready_path: s
     return {"shard": shard.pk, "host": shard.host, "port": port, "pid": managed.pid}
 
 
+def rpc_threads() -> int:
+    """CPU threads for rpc-server (its own default is 1): FLOCK_RPC_THREADS, else every core,
+    since a worker that holds a shard has no better use for them."""
+    value = os.environ.get("FLOCK_RPC_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1
+
+
 def rpc_start(*, shard_id: int, build: str, bind: str = "") -> dict:
     """Starts rpc-server for shard `shard_id`, bound to the node's cluster address (or `bind`
     when the admin asked for another, such as 0.0.0.0) on a port it picks."""
@@ -125,7 +134,7 @@ def rpc_start(*, shard_id: int, build: str, bind: str = "") -> dict:
     bind = bind or shard.host
     port = _port(bind)
     argv = [str(embedded.rpc_server_binary()), "-H", bind, "-p", str(port),
-            "-t", str(max(1, (os.cpu_count() or 2) // 2))]
+            "-t", str(rpc_threads())]
     return _start(shard, argv, bind=bind, port=port, ready_path=None, ready_timeout=30,
                   binary="rpc-server")
 
