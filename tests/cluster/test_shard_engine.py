@@ -31,10 +31,12 @@ MODEL = "gemma-3-270m"
 
 
 @pytest.fixture
-def sharding_gateway(_server, transactional_db) -> Iterator:
+def sharding_gateway(_server, transactional_db, monkeypatch) -> Iterator:
     """The gateway over real HTTP with an admin and a user key, a leader and two workers; any
     shard process a failed test leaves behind is stopped."""
     from accounts.services import key_create
+
+    monkeypatch.setenv("FLOCK_RPC_THREADS", "1")  # two "workers" share this machine's cores
 
     cluster_nodes()
     with node_queues_served():
