@@ -111,3 +111,26 @@ def test_the_admin_api_refuses_user_keys_and_maps_errors(client):
                            content_type="application/json", **admin)
     assert mismatch.status_code == 409 and mismatch.json()["error"]["code"] == "build_mismatch"
     assert "w1" in mismatch.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_workers_are_picked_by_free_ram_plus_vram_and_silent_or_draining_ones_are_skipped():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cluster.models import NodeRole, NodeState
+    from cluster.sharding import workers_pick
+
+    cluster_nodes()  # w1: 8 GB free, w2: 4 GB free
+    gpu = {"ram_available_bytes": 2 * 1024 ** 3,
+           "gpus": [{"memory_free_bytes": 20 * 1024 ** 3}, {"memory_free_bytes": 4 * 1024 ** 3}]}
+    Node.objects.create(name="gpu-box", role=NodeRole.WORKER, hardware=gpu,
+                        last_heartbeat_at=timezone.now(), llama_cpp_build="cpu")
+    Node.objects.create(name="silent", role=NodeRole.WORKER, hardware={"ram_available_bytes": 10**12},
+                        last_heartbeat_at=timezone.now() - timedelta(minutes=5))
+    Node.objects.create(name="drained", role=NodeRole.WORKER, state=NodeState.DRAINING,
+                        hardware={"ram_available_bytes": 10**12}, last_heartbeat_at=timezone.now())
+
+    assert [n.name for n in workers_pick(2)] == ["gpu-box", "w1"]
+    assert [n.name for n in workers_pick(3)] == ["gpu-box", "w1", "w2"]
