@@ -11,8 +11,20 @@ from typing import TypeVar
 from django.db import DatabaseError, close_old_connections
 
 from flocksite import degraded
+from gateway.errors import GatewayError
 
 T = TypeVar("T")
+
+
+class DatabaseUnavailable(GatewayError):
+    """What a request that needs the database gets while it is away: retry shortly."""
+
+    status = 503
+    kind = "api_error"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The database is unreachable, so {what}; retry in a few seconds.",
+                         headers={"retry-after": "5"})
 
 
 def database_read(work: Callable[..., T]) -> Callable[..., T]:

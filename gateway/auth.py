@@ -15,7 +15,7 @@ from ninja.security.base import AuthBase
 from accounts import revocation
 from accounts.models import Scope
 from accounts.selectors import KeyInfo, key_authenticate
-from flocksite.database_outage import database_read
+from flocksite.database_outage import DatabaseUnavailable, database_read
 from gateway.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
 CACHE_SECONDS = 30.0
@@ -91,7 +91,7 @@ async def authenticate_key(plaintext: str) -> KeyInfo | None:
         info = await sync_to_async(database_read(key_authenticate), thread_sensitive=False)(plaintext)
     except DatabaseError:
         if hit is None:
-            raise
+            raise DatabaseUnavailable("a key not seen recently cannot be checked") from None
         return hit[0]  # the database is away for a moment: the last answer stands
     if len(_cache) > 10_000:
         _cache.clear()

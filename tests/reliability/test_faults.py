@@ -83,6 +83,10 @@ def test_postgres_stopped_for_ten_seconds_loses_no_usage(stack, fake_engine):
     state = readyz(gateway)
     assert state["status"] == "degraded" and state["database"] is False
     assert metric(gateway, keys["admin"], 'flock_dependency_up{dependency="database"}') == 0
+    unseen = httpx.post(gateway.url + "/v1/chat/completions", json=CHAT, timeout=30,
+                        headers={"authorization": f"Bearer {keys['bob']}"})
+    assert unseen.status_code == 503 and unseen.headers["retry-after"]  # a key never checked yet
+    assert "database is unreachable" in unseen.json()["error"]["message"]
 
     stack.pg.start()
     wait_for(lambda: stack.usage_count() == sent, 30,
