@@ -94,19 +94,58 @@ class UsageEvent:
     def loads(cls, raw: bytes | str) -> UsageEvent:
         fields = json.loads(raw)
         fields["created_at"] = datetime.fromisoformat(fields["created_at"])
-        return cls(**fields)
+        known = cls.__dataclass_fields__  # a record parked by another version of Flock
+        return cls(**{k: v for k, v in fields.items() if k in known})
 
 
-def _write(batch: list[UsageEvent]) -> None:
+_INT_LIMITS = {"status_code": 32_767}
+_INT_MAX = 2**31 - 1
+
+
+def _row(event: UsageEvent):
+    """The record as the database will take it: strings without NULs and cut to their column,
+    counts within their column's range. One request's odd model name or an engine's garbage
+    usage must not stop a batch (and every batch after it) from being written."""
+    from accounts.models import UsageRecord
+
+    fields = asdict(event)
+    for name, value in fields.items():
+        if isinstance(value, str):
+            limit = UsageRecord._meta.get_field(name).max_length
+            fields[name] = value.replace("\x00", "\ufffd")[:limit] if limit else value
+        elif isinstance(value, int) and not isinstance(value, bool) and name != "key_id":
+            fields[name] = max(0, min(value, _INT_LIMITS.get(name, _INT_MAX)))
+    return UsageRecord(**fields)
+
+
+def _write(batch: list[UsageEvent]) -> int:
+    """Writes `batch`; returns how many records the database refused outright (each logged).
+    A database that is away raises, and the batch is kept for the next try."""
+    from django.db import DataError, IntegrityError, transaction
+
     from accounts.models import ApiKey, UsageRecord
 
-    UsageRecord.objects.bulk_create([UsageRecord(**asdict(e)) for e in batch], ignore_conflicts=True)
+    rows = [_row(e) for e in batch]
+    refused = 0
+    try:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(rows, ignore_conflicts=True)
+    except (DataError, IntegrityError):  # one bad row: write the others one by one
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    UsageRecord.objects.bulk_create([row], ignore_conflicts=True)
+            except (DataError, IntegrityError):
+                refused += 1
+                log.error("usage record %s refused by the database; dropped", row.request_id,
+                          exc_info=True)
     last_used: dict[int, datetime] = {}
     for e in batch:
         if e.key_id is not None:
             last_used[e.key_id] = max(e.created_at, last_used.get(e.key_id, e.created_at))
     for key_id, when in last_used.items():
         ApiKey.objects.filter(pk=key_id).update(last_used_at=when)
+    return refused
 
 
 class UsageBuffer:
@@ -222,6 +261,16 @@ class UsageBuffer:
                 if count:
                     log.warning("took back %d usage records claimed by a stopped process", count)
 
+    def _decoded(self, raw: list[bytes]) -> list[UsageEvent]:
+        events = []
+        for item in raw:
+            try:
+                events.append(UsageEvent.loads(item))
+            except (ValueError, TypeError, KeyError):
+                self.dropped += 1
+                log.error("unreadable usage record in Redis dropped: %.200r", item)
+        return events
+
     def _flush_parked(self) -> int:
         from flocksite import degraded
 
@@ -238,7 +287,7 @@ class UsageBuffer:
                 if not raw:
                     return written
                 try:
-                    _write([UsageEvent.loads(r) for r in raw])
+                    self.dropped += _write(self._decoded(raw))
                 except Exception:
                     client.eval(_GIVE_BACK, 2, PENDING, mine)
                     raise
@@ -259,7 +308,7 @@ class UsageBuffer:
             if not batch:
                 return written
             try:
-                _write(batch)
+                self.dropped += _write(batch)
             except Exception:
                 with self._lock:
                     self._items.extendleft(reversed(batch))

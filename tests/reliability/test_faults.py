@@ -93,3 +93,18 @@ def test_postgres_stopped_for_ten_seconds_loses_no_usage(stack, fake_engine):
              lambda: f"every waiting record written ({stack.usage_count()} of {sent})")
     assert metric(gateway, keys["admin"], "flock_usage_records_dropped_total") == 0
     assert readyz(gateway)["status"] == "ready"
+
+
+def test_a_model_name_the_database_cannot_store_blocks_no_usage(stack, fake_engine):
+    """A NUL or an overlong name in one record must not stop its batch (and every batch after
+    it) from being written: PostgreSQL refuses both."""
+    keys = seed(stack.env, fake_engine.url)
+    gateway = stack.gateway()
+    headers = {"authorization": f"Bearer {keys['alice']}"}
+    odd = httpx.post(gateway.url + "/v1/chat/completions", headers=headers, timeout=30,
+                     json={**CHAT, "model": "evil\u0000" + "m" * 300})
+    assert odd.status_code == 404
+    assert ask(gateway, keys["alice"], 2) == [200, 200]
+    wait_for(lambda: stack.usage_count() == 3, 20, "all three records written")
+    names = stack.pg.sql("SELECT model FROM accounts_usagerecord", database=stack.database)
+    assert any(n[0].startswith("evil\ufffd") and len(n[0]) == 200 for n in names)
