@@ -334,11 +334,16 @@ def node_undrain(*, node: Node, actor: Actor) -> Node:
 
 def node_remove(*, node: Node, actor: Actor) -> None:
     """Forgets a node: its row, placements and installed-model records go, and its key is
-    revoked, so its worker stops (401) instead of coming back."""
+    revoked, so its worker stops (401) instead of coming back. A sharded model with a process on
+    the node cannot work without it, so each such model is torn down first (every process of
+    it stopped, wherever it runs)."""
     from accounts.services import key_revoke
+    from cluster import sharding
 
     if node.role == NodeRole.LEADER and node.state != NodeState.OFFLINE:
         raise MembershipError(f"{node.name} is the running leader; it cannot be removed")
+    for model in sorted(set(node.shards.values_list("model", flat=True))):
+        sharding.shard_remove(model=model, actor=actor)
     with transaction.atomic():
         key = node.api_key
         details = {"name": node.name, "address": node.address, "key_id": node.api_key_id}

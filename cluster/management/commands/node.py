@@ -57,7 +57,8 @@ class Command(BaseCommand):
                            ("undrain", "route to a drained node again")):
             cmd = sub.add_parser(name, help=text)
             cmd.add_argument("id", help="node id or name")
-        remove = sub.add_parser("remove", help="forget a node and revoke its key")
+        remove = sub.add_parser("remove", help="forget a node and revoke its key (tears down sharded models "
+                                                  "with a process on it)")
         remove.add_argument("id", help="node id or name")
         remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
