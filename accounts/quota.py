@@ -23,8 +23,16 @@ DAY_TTL = 2 * 24 * 3600
 MAX_RESERVATION = 32_768  # a single request never reserves more than this
 
 
+_today: list = [-1, ""]  # [days since the epoch, its YYYYMMDD]: strftime once a day, not per call
+
+
 def _day(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y%m%d")
+    if now is not None:
+        return now.strftime("%Y%m%d")
+    day = int(time.time() // 86400)
+    if _today[0] != day:
+        _today[0], _today[1] = day, datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d")
+    return _today[1]
 
 
 def quota_key(key_id: int, day: str | None = None) -> str:
