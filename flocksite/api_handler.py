@@ -11,10 +11,13 @@ import io
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.urls import set_script_prefix
+from django.urls import get_resolver, set_script_prefix
 
 API_PREFIXES = ("/v1/", "/admin/v1/", "/healthz", "/readyz", "/metrics")
 STOCK_PREFIXES = ("/admin/v1/",)  # sync ORM work through sync_to_async: Django's own handling
+
+
+_resolved: dict = {}
 
 
 class APIHandler(ASGIHandler):
@@ -66,6 +69,20 @@ class APIHandler(ASGIHandler):
             watcher.cancel()
             if response is not None:
                 response.close()
+
+    def resolve_request(self, request):
+        # A few dozen routes are matched one by one on every request; their answer per path
+        # never changes for a given resolver, so it is kept (bounded; misses raise Resolver404).
+        if hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        key = (id(get_resolver()), request.path_info)
+        match = _resolved.get(key)
+        if match is None:
+            match = super().resolve_request(request)
+            if len(_resolved) < 1024:
+                _resolved[key] = match
+        request.resolver_match = match
+        return match
 
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler.load_middleware reads settings.MIDDLEWARE; this runs once, at start-up.
