@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -213,3 +214,16 @@ class Stack:
     def stop_all(self) -> None:
         for process in self.gateways:
             process.stop()
+
+
+def quota_counter(stack: Stack, key_id: int) -> int:
+    """Today's quota counter of the key in Redis (Django's cache key format)."""
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    return int(stack.redis.client().get(f"flock:1:quota:{key_id}:{day}") or 0)
+
+
+def ledger(stack: Stack, key_id: int) -> int:
+    """The key's tokens in the usage ledger."""
+    return stack.pg.sql("SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) "
+                        "FROM accounts_usagerecord WHERE key_id = %s", key_id,
+                        database=stack.database)[0][0]

@@ -7,8 +7,7 @@ import time
 
 import httpx
 
-from tests.reliability.stack import seed, wait_for
-from tests.reliability.test_load import ledger, quota_counter
+from tests.reliability.stack import ledger, quota_counter, seed, wait_for
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
 MESSAGES = {"model": "fake-model", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}

@@ -96,3 +96,21 @@ def test_a_client_trickling_its_body_gets_a_408_in_its_dialect(daphne):
     status, body = trickle(gateway, "/v1/messages", keys["alice"], chunked=True)
     assert status == 408 and body["type"] == "error"
     assert engine.requests == []
+
+
+@pytest.fixture
+def small_limits(settings):
+    import dataclasses
+
+    settings.FLOCK = dataclasses.replace(settings.FLOCK, max_body_bytes=1024, body_timeout_seconds=1)
+
+
+def test_under_any_asgi_server_the_same_limits_hold(gateway, small_limits):
+    """The in-process gateway runs under uvicorn, which streams the body to the application:
+    the ASGI layer of gateway/request_limits.py answers there."""
+    big = json.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "x" * 2000}]})
+    for path in ("/v1/chat/completions", "/v1/messages"):
+        assert_dialect(post(gateway, path, gateway.user_key, big.encode()), path, 413)
+    status, body = trickle(gateway, "/v1/messages", gateway.user_key, chunked=True)
+    assert status == 408 and body["type"] == "error"
+    assert gateway.engine.requests == []

@@ -13,7 +13,7 @@ from schemathesis.generation import GenerationMode
 
 from tests.reliability.openapi_schemas import fuzzed_schema
 
-EXAMPLES = 40  # per operation and mode
+EXAMPLES = 25  # per operation and mode
 VENDOR_KEY = "sk-ant-vendor-secret-0123456789"
 # Mutations that would start processes (llama.cpp shards) are left to tests/cluster.
 SKIPPED = {("POST", "/admin/v1/shards"), ("POST", "/admin/v1/shards/create"),
@@ -74,4 +74,4 @@ def test_no_generated_request_gets_a_5xx_a_traceback_or_a_secret(gateway, secret
 
     print(f"schemathesis: {cases['count']} generated requests")
     assert not failures, "\n".join(failures[:20])
-    assert cases["count"] >= 1_000
+    assert cases["count"] >= 600
