@@ -364,8 +364,10 @@ class UsageBuffer:
                         self.flush()
             except Exception:  # the flush thread must outlive any one failure
                 log.exception("usage flush thread hit an error")
-            finally:
+            try:
                 close_old_connections()
+            except Exception:
+                pass
 
 
 buffer = UsageBuffer()
