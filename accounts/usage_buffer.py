@@ -334,7 +334,8 @@ class UsageBuffer:
                 degraded.database_failed()
                 close_old_connections()
                 return written
-            degraded.database_ok()
+            if written:  # an idle flush touches no database, and so proves nothing
+                degraded.database_ok()
             return written
 
     def _ensure_thread(self) -> None:
