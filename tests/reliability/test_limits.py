@@ -50,6 +50,11 @@ def test_limits_are_answered_in_the_callers_dialect(daphne):
         assert_dialect(post(gateway, path, key, huge), path, 413)
         assert_dialect(post(gateway, path, key, b"{}", **{"x-padding": "p" * 20_000}), path, 431)
 
+    chunked = httpx.post(gateway.url + "/v1/chat/completions", timeout=30,
+                         content=iter([huge[i:i + 65536] for i in range(0, len(huge), 65536)]),
+                         headers={"authorization": f"Bearer {key}"})  # no length announced
+    assert_dialect(chunked, "/v1/chat/completions", 413)
+
     many = [{"role": "user", "content": "x"}] * (MAX_MESSAGES + 1)
     r = post(gateway, "/v1/chat/completions", key,
              json.dumps({"model": "fake-model", "messages": many}).encode())
