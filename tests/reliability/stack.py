@@ -84,8 +84,10 @@ class OwnPostgres:
         shutil.chown(self.dir, "postgres", "postgres")
         self.data = self.dir / "data"
 
+    PASSWORD = "pg-secret-password"  # trust auth ignores it; tests look for it in logs
+
     def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/{database}"
 
     def _as_postgres(self, *argv: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True,

@@ -92,6 +92,9 @@ def test_postgres_stopped_for_ten_seconds_loses_no_usage(stack, fake_engine):
              lambda: f"every waiting record written ({stack.usage_count()} of {sent})")
     assert metric(gateway, keys["admin"], "flock_usage_records_dropped_total") == 0
     assert readyz(gateway)["status"] == "ready"
+    logged = gateway.log_text()  # an outage's tracebacks name the database, never its password
+    assert "database is unreachable" in logged
+    assert not [s for s in (stack.pg.PASSWORD, alice, keys["bob"], keys["admin"]) if s in logged]
 
 
 def test_a_model_name_the_database_cannot_store_blocks_no_usage(stack, fake_engine):
