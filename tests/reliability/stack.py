@@ -1,6 +1,7 @@
-"""A Redis, a PostgreSQL and gateway processes (daphne, as `manage.py up` runs it) of the test's
-own, on ports of their own, that tests stop, kill and start again. The machine's own services are
-never touched: these live in temporary directories and listen on 127.0.0.1 only."""
+"""A Redis, a PostgreSQL and gateway processes (daphne; `manage.py up` runs the same application
+under uvicorn) of the test's own, on ports of their own, that tests stop, kill and start again.
+The machine's own services are never touched: these live in temporary directories and listen
+on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ def seed(env: dict[str, str], engine_url: str, *, quota: int = 10_000_000) -> di
 
 
 class GatewayProcess:
-    """One daphne process serving flocksite.asgi, started the way `manage.py up` starts it."""
+    """One daphne process serving flocksite.asgi, the ASGI server the reliability issue names."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         self.env = env
