@@ -7,9 +7,6 @@ are stopped by pid, after checking the pid still belongs to the server we starte
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +83,5 @@ def stop(pid: int | None, model_id: str, timeout: float = 10.0) -> bool:
     proc = _ours(pid, model_id)
     if proc is None:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)  # reaps it too, when it is our child
-    except psutil.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(psutil.Error):
-            proc.wait(5)
-    except psutil.Error:
-        pass
+    processes.terminate(proc, timeout)
     return True

@@ -129,3 +129,21 @@ def log_tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def terminate(proc, timeout: float = 10.0) -> None:
+    """SIGTERM to a psutil.Process, SIGKILL when it is still there after `timeout` seconds; waits
+    for it (which reaps it too, when it is our child)."""
+    import psutil
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            proc.wait(5)
+    except psutil.Error:
+        pass

@@ -10,10 +10,7 @@ after marking their rows stopped, so no supervisor restarts them."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -140,17 +137,7 @@ def kill_pid(pid: int | None, *, expect: str, timeout: float = 10.0) -> bool:
             return False
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except psutil.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(psutil.Error):
-            proc.wait(5)
-    except psutil.Error:
-        pass
+    processes.terminate(proc, timeout)
     return True
 
 
