@@ -12,7 +12,13 @@ from django.conf import settings
 
 from accounts.models import AuditEntry
 from cluster.models import Node, NodeRole, Shard, ShardRole, ShardState
-from tests.cluster.shard_helpers import alive, cluster_nodes, our_engine_processes, wait_for
+from tests.cluster.shard_helpers import (
+    alive,
+    cluster_nodes,
+    node_queues_served,
+    our_engine_processes,
+    wait_for,
+)
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 
@@ -65,7 +71,8 @@ def test_creating_is_refused_at_once_without_enough_workers_or_with_mixed_builds
 def test_tearing_down_stops_and_forgets_every_process_and_is_audited(admin):
     cluster_nodes()
     _rows()
-    answer = admin.post("/shards/remove", {"model": "qwen3-235b-sharded"}, **JSON)
+    with node_queues_served():  # with Redis, the workers' stop tasks travel through their queues
+        answer = admin.post("/shards/remove", {"model": "qwen3-235b-sharded"}, **JSON)
     assert answer.status_code == 200 and "3 processes stopped" in answer.json()["message"]
     assert not Shard.objects.exists()
     entry = AuditEntry.objects.get(action="shard.remove")
@@ -82,18 +89,19 @@ def test_a_shard_set_created_from_the_dashboard_comes_up_serves_logs_and_tears_d
         (models / gguf.name).symlink_to(gguf)  # the catalog's gemma entry looks for it here
     cluster_nodes()
     try:
-        answer = admin.post("/shards/create", {"model": "gemma-3-270m", "workers": "2"}, **JSON)
-        assert answer.status_code == 200, answer.content
-        assert "across w1, w2" in answer.json()["message"]
-        wait_for(lambda: Shard.objects.filter(state=ShardState.READY).count() == 3
-                 and "data-health=\"ready\"" in admin.get("/live?panels=shards").json()
-                 ["panels"]["shards"], timeout=120, what="all three processes ready")
-        pids = list(Shard.objects.values_list("pid", flat=True))
-        logs = admin.get("/shards/gemma-3-270m/logs").content.decode()
-        assert logs.count("data-role=") == 3 and "rpc" in logs
-        answer = admin.post("/shards/remove", {"model": "gemma-3-270m"}, **JSON)
-        assert json.loads(answer.content)["ok"]
-        assert not any(alive(pid) for pid in pids) and not Shard.objects.exists()
+        with node_queues_served():  # with Redis, worker tasks travel through their queues
+            answer = admin.post("/shards/create", {"model": "gemma-3-270m", "workers": "2"}, **JSON)
+            assert answer.status_code == 200, answer.content
+            assert "across w1, w2" in answer.json()["message"]
+            wait_for(lambda: Shard.objects.filter(state=ShardState.READY).count() == 3
+                     and "data-health=\"ready\"" in admin.get("/live?panels=shards").json()
+                     ["panels"]["shards"], timeout=120, what="all three processes ready")
+            pids = list(Shard.objects.values_list("pid", flat=True))
+            logs = admin.get("/shards/gemma-3-270m/logs").content.decode()
+            assert logs.count("data-role=") == 3 and "rpc" in logs
+            answer = admin.post("/shards/remove", {"model": "gemma-3-270m"}, **JSON)
+            assert json.loads(answer.content)["ok"]
+            assert not any(alive(pid) for pid in pids) and not Shard.objects.exists()
     finally:
         from cluster.supervisor import supervisor
 
