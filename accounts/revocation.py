@@ -23,4 +23,17 @@ def generation() -> int:
 
 
 async def ageneration() -> int:
-    return int(await cache.aget(GENERATION, 0))
+    """The counter, read without a thread hop: from Redis with the async client, or straight from
+    this process's memory cache (no I/O) without Redis or while it is away."""
+    from flocksite import degraded
+    from flocksite.shared_redis import async_redis
+
+    client = async_redis()
+    if client is not None:
+        try:
+            raw = await client.get(cache.make_and_validate_key(GENERATION))
+        except degraded.redis_errors():
+            degraded.redis_failed()
+        else:
+            return int(raw or 0)
+    return int(getattr(cache, "local", cache).get(GENERATION, 0))

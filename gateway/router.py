@@ -2,11 +2,20 @@
 
 Engines come from the cluster's routable nodes (or, with no node registered, from the configured
 engine); each engine's model list is cached briefly so resolving a name costs no network I/O on
-the hot path."""
+the hot path.
+
+The cached reads (nodes, model lists, the catalog) are refreshed ahead: a request that finds one
+past half its lifetime starts a refresh in the background and goes on with what is cached, so
+under traffic no request waits for the database or an engine's model list (each such wait was a
+10 ms hole in the first-token latency). What is cached is never served past its whole lifetime:
+a request that finds it expired (the first after an idle spell) refreshes it first, as before."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -28,6 +37,8 @@ NODES_TTL = 2.0
 MODELS_TTL = 5.0
 FAILED_MODELS_TTL = 1.0
 CATALOG_TTL = 5.0
+
+log = logging.getLogger("flock.router")
 
 
 @dataclass(frozen=True)
@@ -54,9 +65,13 @@ class Router:
         self._listings: dict[int, _Listing] = {}
         self._catalog: tuple[CatalogIndex, float] = (CatalogIndex(), 0.0)
         self._vendors: dict[tuple, Engine] = {}
+        self._refreshing: dict[object, asyncio.Task] = {}
+        self._generation = 0  # bumped by reset(): a refresh begun before it stores nothing
         self.leaders: set[str] = set()
 
     def reset(self) -> None:
+        self._generation += 1
+        self._refreshing.clear()
         self._engines.clear()
         self._pool = ([], 0.0)
         self._listings.clear()
@@ -75,14 +90,40 @@ class Router:
                 timeout=cfg.engine_timeout_seconds, connect_timeout=cfg.engine_connect_timeout_seconds)
         return self._engines[key]
 
+    def _ahead(self, what: object, expires: float, ttl: float, now: float,
+               refresh: Callable[[], Awaitable[object]]) -> None:
+        """Starts `refresh` in the background when the cached value is past half its `ttl` (one
+        refresh at a time for each `what`); its failure leaves the value as it was."""
+        if expires - now > ttl / 2:
+            return
+        loop = asyncio.get_running_loop()
+        running = self._refreshing.get(what)
+        if running is not None and not running.done() and running.get_loop() is loop:
+            return
+
+        async def quietly() -> None:
+            try:
+                await refresh()
+            except Exception:  # the request that finds the value expired meets the error
+                log.debug("background refresh of %s failed", what, exc_info=True)
+
+        self._refreshing[what] = loop.create_task(quietly())
+
     async def pool(self) -> list[tuple[str, Engine]]:
         engines, expires = self._pool
-        if expires > time.monotonic():
+        now = time.monotonic()
+        if expires > now:
+            self._ahead("pool", expires, NODES_TTL, now, self._refresh_pool)
             return engines
+        return await self._refresh_pool()
+
+    async def _refresh_pool(self) -> list[tuple[str, Engine]]:
         from catalog.selectors import served_endpoints
         from cluster.agent import engine_access
         from cluster.selectors import nodes_routable
 
+        generation = self._generation
+        engines = self._pool[0]
         try:
             nodes = await sync_to_async(database_read(lambda: list(nodes_routable())),
                                         thread_sensitive=False)()
@@ -91,24 +132,35 @@ class Router:
         except DatabaseError:
             if not engines:
                 raise
-            self._pool = (engines, time.monotonic() + NODES_TTL)  # the database is away: keep
-            return engines  # routing to the engines we knew
+            if generation == self._generation:  # the database is away: keep routing to the
+                self._pool = (engines, time.monotonic() + NODES_TTL)  # engines we knew
+            return engines
         engines = [(n.name, self._engine(n.engine, engine_access(n)[0], n.name,
                                          api_key=engine_access(n)[1])) for n in nodes]
-        self.leaders = {n.name for n in nodes if n.role == "leader"} | {"local"}
+        leaders = {n.name for n in nodes if n.role == "leader"} | {"local"}
         engines += [(node, self._engine(kind, endpoint, node)) for node, kind, endpoint in extra
                     if (node, endpoint) not in {(n.name, n.engine_endpoint) for n in nodes}]
         cfg = settings.FLOCK
         if not engines and cfg.engine:
             engines = [("local", self._engine(cfg.engine, cfg.endpoints[cfg.engine], "local"))]
-        self._pool = (engines, time.monotonic() + NODES_TTL)
+        if generation == self._generation:
+            self.leaders = leaders
+            self._pool = (engines, time.monotonic() + NODES_TTL)
         return engines
 
     async def listing(self, engine: Engine) -> _Listing:
         now = time.monotonic()
         found = self._listings.get(id(engine))
         if found is not None and found.expires > now:
+            if found.error is None:
+                self._ahead(("listing", id(engine)), found.expires, MODELS_TTL, now,
+                            lambda: self._refresh_listing(engine))
             return found
+        return await self._refresh_listing(engine)
+
+    async def _refresh_listing(self, engine: Engine) -> _Listing:
+        generation = self._generation
+        now = time.monotonic()
         try:
             found = _Listing(await engine.list_models(), None, now + MODELS_TTL)
         except EngineError as exc:
@@ -117,7 +169,8 @@ class Router:
             failure = EngineUnreachable(engine=engine.kind, endpoint=engine.endpoint,
                                         hint=engine.start_hint, detail=exc.message)
             found = _Listing([], failure, now + FAILED_MODELS_TTL)
-        self._listings[id(engine)] = found
+        if generation == self._generation:
+            self._listings[id(engine)] = found
         return found
 
     async def available(self) -> list[tuple[str, Engine, EngineModel]]:
@@ -131,14 +184,21 @@ class Router:
         """The catalog by served names, rebuilt at most every CATALOG_TTL seconds, in a worker
         thread (reading the catalog stats, and at first parses, its files)."""
         index, expires = self._catalog
-        if expires > time.monotonic():
+        now = time.monotonic()
+        if expires > now:
+            self._ahead("catalog", expires, CATALOG_TTL, now, self._refresh_catalog)
             return index
+        return await self._refresh_catalog()
+
+    async def _refresh_catalog(self) -> CatalogIndex:
         from catalog.selectors import catalog
 
+        generation = self._generation
         entries = await sync_to_async(lambda: list(catalog().entries.values()),
                                       thread_sensitive=False)()
         index = CatalogIndex(entries)
-        self._catalog = (index, time.monotonic() + CATALOG_TTL)
+        if generation == self._generation:
+            self._catalog = (index, time.monotonic() + CATALOG_TTL)
         return index
 
     def vendor_engine(self, vendor: Vendor) -> Engine:

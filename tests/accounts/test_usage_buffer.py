@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from accounts.models import UsageRecord
+from accounts import usage_buffer
+from accounts.models import UsageHour, UsageRecord
 from accounts.usage_buffer import UsageBuffer, UsageEvent
 
 
@@ -32,7 +33,7 @@ def test_a_failed_flush_keeps_the_records_for_the_next_try(transactional_db, mon
     buffer.background = False
     for n in range(5):
         buffer.add(_event(n))
-    real = UsageRecord.objects.bulk_create
+    real = usage_buffer._insert
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -41,7 +42,7 @@ def test_a_failed_flush_keeps_the_records_for_the_next_try(transactional_db, mon
             raise RuntimeError("database is down")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(UsageRecord.objects, "bulk_create", flaky)
+    monkeypatch.setattr(usage_buffer, "_insert", flaky)
     assert buffer.flush() == 0 and len(buffer) + buffer.parked() == 5  # parked: with REDIS_URL
     assert buffer.flush() == 5
     assert UsageRecord.objects.count() == 5
@@ -62,3 +63,27 @@ def test_records_of_one_request_are_written_once(transactional_db):
     buffer.add(_event(1))
     buffer.flush()
     assert UsageRecord.objects.filter(request_id="req_1").count() == 1
+
+
+def test_odd_values_are_cleaned_not_refused(transactional_db):
+    """An engine's garbage usage or a client's odd model name still lands, cut to fit, and the
+    rest of its batch with it; the time stored is the request's, in UTC."""
+    buffer = UsageBuffer()
+    buffer.background = False
+    when = datetime(2026, 11, 25, 21, 30, 15, 123456, tzinfo=UTC)
+    odd = UsageEvent(created_at=when, request_id="req_odd", model="m\x00" + "x" * 500,
+                     protocol="openai", endpoint="chat.completions", outcome="ok",
+                     prompt_tokens=2**40, completion_tokens=-5, latency_ms=12, ttft_ms=None,
+                     status_code=10**6, attempts=10**6, key_name="k" * 300)
+    buffer.add(odd)
+    buffer.add(_event(2))
+    assert buffer.flush() == 2 and buffer.dropped == 0
+    row = UsageRecord.objects.get(request_id="req_odd")
+    assert row.model.startswith("m\ufffdx") and len(row.model) == 200
+    assert len(row.key_name) == 100
+    assert (row.prompt_tokens, row.completion_tokens) == (2**31 - 1, 0)
+    assert row.ttft_ms is None and row.status_code == 32_767 and row.attempts == 32_767
+    assert row.created_at == when
+    assert UsageRecord.objects.filter(request_id="req_2").exists()
+    hour = UsageHour.objects.get(model=row.model)  # the rollup trigger saw the raw insert
+    assert hour.requests == 1 and hour.hour == when.replace(minute=0, second=0, microsecond=0)
