@@ -176,7 +176,7 @@ def _write(batch: list[UsageEvent]) -> int:
         with transaction.atomic():
             _insert(connection, rows)
     except (DataError, IntegrityError):  # one bad row: write the others one by one
-        for event, row in zip(batch, rows):
+        for event, row in zip(batch, rows, strict=True):
             try:
                 with transaction.atomic():
                     _insert(connection, [row])
