@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/flock_bench"
 SPAN_DAYS = 30
-LEDGER_VERSION = 1  # bump when the generated rows change shape
+LEDGER_VERSION = 3  # bump when the generated rows change shape
 STEP = 1_000_000
 MODELS = ("llama-3.1-8b", "qwen2.5-7b", "gemma-3-270m", "mistral-7b", "phi-4",
           "qwen3-30b-a3b", "gpt-oss-20b", "deepseek-r1-8b")
@@ -32,7 +32,7 @@ MODELS = ("llama-3.1-8b", "qwen2.5-7b", "gemma-3-270m", "mistral-7b", "phi-4",
 INSERT = """
 INSERT INTO accounts_usagerecord (created_at, request_id, key_id, key_name, model, protocol,
     endpoint, node, engine, stream, prompt_tokens, completion_tokens, latency_ms, ttft_ms,
-    outcome, status_code, error_type)
+    outcome, status_code, error_type, attempts, requested_model)
 SELECT %(now)s - make_interval(secs => g * %(spacing)s),
        'bench-' || g, 1 + g %% 50, 'key-' || (g %% 50), (%(models)s::text[])[1 + ((g * 7) %% 8)::int],
        'openai', 'chat.completions', 'node-' || (g %% 4), 'vllm', g %% 3 = 0,
@@ -41,7 +41,8 @@ SELECT %(now)s - make_interval(secs => g * %(spacing)s),
        CASE WHEN g %% 50 = 0 THEN 'error' WHEN g %% 97 = 0 THEN 'aborted' ELSE 'ok' END,
        CASE WHEN g %% 50 = 0 THEN 503 WHEN g %% 97 = 0 THEN 499 ELSE 200 END,
        CASE WHEN g %% 50 = 0 THEN 'engine_unreachable'
-            WHEN g %% 97 = 0 THEN 'client_disconnected' ELSE '' END
+            WHEN g %% 97 = 0 THEN 'client_disconnected' ELSE '' END,
+       1, ''
 FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 
@@ -78,33 +79,58 @@ def ensure_postgres(url: str) -> None:
         raise RuntimeError(f"PostgreSQL does not answer at {url}")
 
 
-def _create_database(url: str) -> None:
+def _create_database(url: str, *, fresh: bool = False) -> None:
+    """Creates the bench database when missing; `fresh` drops it first."""
     import psycopg
     from psycopg import sql
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if fresh:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def ledger_prepare(url: str, rows: int, work: Path) -> datetime:
-    """The bench database migrated and holding `rows` usage records; returns their `now`."""
-    import psycopg
-
-    _create_database(url)
+def _migrate(url: str, work: Path) -> None:
     done = subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"],
                           env=_database_env(url, str(work / "ledger-data")), cwd=PROJECT,
                           capture_output=True, text=True, timeout=600)
     if done.returncode:
         raise RuntimeError(f"migrating the bench database failed:\n{done.stderr[-2000:]}")
+
+
+def _ledger_found(url: str, rows: int) -> datetime | None:
+    """The `now` of a complete ledger of `rows` records of this version, if one is there."""
+    import psycopg
+
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS bench_ledger (rows bigint, version int, "
-                     "generated_at timestamptz)")
+        if not conn.execute("SELECT to_regclass('bench_ledger')").fetchone()[0]:
+            return None
         found = conn.execute("SELECT rows, version, generated_at FROM bench_ledger").fetchone()
-        if found and found[0] == rows and found[1] == LEDGER_VERSION:
-            return found[2]
+    if found and found[0] == rows and found[1] == LEDGER_VERSION:
+        return found[2]
+    return None
+
+
+def ledger_prepare(url: str, rows: int, work: Path) -> datetime:
+    """The bench database migrated and holding `rows` usage records; returns their `now`.
+    A ledger that is missing, of another size or version, or left half-made by an interrupted
+    run (its indexes dropped) is made again in a new database."""
+    import psycopg
+
+    _create_database(url)
+    now = _ledger_found(url, rows)
+    if now is not None:
+        _migrate(url, work)
+        return now
+    _create_database(url, fresh=True)
+    _migrate(url, work)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_ledger (rows bigint, version int, "
+                     "generated_at timestamptz)")
         return _generate(conn, rows)
 
 
@@ -112,9 +138,6 @@ def _generate(conn, rows: int) -> datetime:
     now = datetime.now(UTC).replace(microsecond=0)
     print(f"==> generating {rows:,} usage records in the bench database (once)", flush=True)
     started = time.monotonic()
-    conn.execute("DELETE FROM bench_ledger")
-    # TRUNCATE fires no trigger: the hourly rollups the triggers keep go with the records.
-    conn.execute("TRUNCATE accounts_usagerecord, accounts_usagehour, accounts_latencyhour")
     # Build the secondary indexes once at the end instead of updating them row by row.
     indexes = conn.execute(
         "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = "

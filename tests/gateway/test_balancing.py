@@ -119,22 +119,34 @@ def served_by(gateway, *, session: str = "", body: dict | None = None) -> str:
     return r.json()["choices"][0]["message"]["content"].split()[-1]
 
 
-def slow_streams(gateway, count: int, delay: float = 0.15) -> list[threading.Thread]:
+def _completions(engines) -> int:
+    return sum(1 for engine in engines for path, *_ in engine.requests
+               if path.endswith("completions"))
+
+
+def slow_streams(gateway, count: int, engines=()) -> list[threading.Thread]:
+    """`count` slow streams started one after the other: each once the one before it reached an
+    engine (so the gateway counts it in flight), however slow the machine is."""
+    engines = list(engines) or [gateway.engine]
+
     def one() -> None:
         with httpx.stream("POST", gateway.v1 + "/chat/completions", headers=gateway.headers(),
                           json=chat(stream=True), timeout=30) as s:
             s.read()
 
     threads = [threading.Thread(target=one) for _ in range(count)]
-    for t in threads:
+    before = _completions(engines)
+    for n, t in enumerate(threads, start=1):
         t.start()
-        time.sleep(0.05)  # each request sees the ones before it in flight
+        deadline = time.monotonic() + 10
+        while _completions(engines) < before + n and time.monotonic() < deadline:
+            time.sleep(0.01)
     return threads
 
 
 def test_concurrent_requests_spread_over_the_replicas_of_a_model(gateway, replica):
     gateway.engine.script.token_delay = replica.script.token_delay = 0.15
-    for t in slow_streams(gateway, 6):
+    for t in slow_streams(gateway, 6, engines=(gateway.engine, replica)):
         t.join()
     leader_share = sum(1 for path, *_ in gateway.engine.requests if path.endswith("completions"))
     worker_share = sum(1 for path, *_ in replica.requests if path.endswith("completions"))
