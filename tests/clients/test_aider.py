@@ -10,7 +10,7 @@ import pytest
 from tests.clients.conftest import REAL_MODEL, Clients, billed, client_env, explain, run_client
 from tests.conftest import LiveGateway
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 ANSWER = "The flock has landed safely"
 
 

@@ -8,7 +8,7 @@ import pytest
 from tests.clients.conftest import REAL_MODEL, billed, run_node
 from tests.conftest import LiveGateway
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 
 
 def _call(clients, gateway: LiveGateway, mode: str, *, home, workdir, model: str = "fake-model",

@@ -19,7 +19,7 @@ from tests.clients.conftest import (
 )
 from tests.conftest import LiveGateway
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 ANSWER = "The flock has landed safely"
 
 

@@ -7,7 +7,7 @@ import pytest
 from tests.clients.conftest import billed, explain
 from tests.clients.continue_cli import cn_usage, continue_config, run_cn
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 ANSWER = "The flock has landed safely"
 
 

@@ -8,7 +8,7 @@ from tests.clients.conftest import REAL_MODEL, billed, explain
 from tests.clients.continue_cli import cn_usage, continue_config, run_cn
 from tests.conftest import LiveGateway
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 ANSWER = "The flock has landed safely"
 
 

@@ -8,7 +8,7 @@ from langchain_anthropic import ChatAnthropic
 from tests.clients.conftest import REAL_MODEL, billed
 from tests.conftest import LiveGateway
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 WEATHER_TOOL = {"name": "get_weather", "description": "Current weather in a city",
                 "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
                                  "required": ["city"]}}

@@ -10,7 +10,7 @@ import pytest
 from tests.clients.conftest import REAL_MODEL, billed, run_node
 from tests.conftest import LiveGateway
 
-pytestmark = pytest.mark.clients
+pytestmark = [pytest.mark.clients, pytest.mark.once]  # the wire, not the database: one pass
 USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,8 @@ from gateway.dialects.anthropic_render import MessageStreamer
 from gateway.dialects.openai_render import ChatChunker
 from gateway.engines import ollama_wire, openai_wire
 from gateway.errors import EngineFailed, InvalidRequest
+
+pytestmark = pytest.mark.once  # no database or queue in what it checks: one pass
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)

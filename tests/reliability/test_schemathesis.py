@@ -13,6 +13,8 @@ from schemathesis.generation import GenerationMode
 
 from tests.reliability.openapi_schemas import fuzzed_schema
 
+pytestmark = pytest.mark.once  # no database or queue in what it checks: one pass
+
 EXAMPLES = 25  # per operation and mode
 VENDOR_KEY = "sk-ant-vendor-secret-0123456789"
 # Mutations that would start processes (llama.cpp shards) are left to tests/cluster.
