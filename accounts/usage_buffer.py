@@ -8,25 +8,23 @@ request's end), so a gateway process that dies (SIGKILL, OOM) loses nothing that
 live process flushes the list. A flush claims a batch by moving it to a list of its own, writes
 it, then deletes that list; a process that dies between the two leaves its claim behind, which
 another takes back once the dead one's owner mark expires. Rows are keyed by the unique request
-id and written with ignore_conflicts, so a batch written twice lands once: nothing is lost and
-nothing is counted twice."""
+id, and an id already written is skipped (accounts/usage_write.py), so a batch written twice
+lands once: nothing is lost and nothing is counted twice."""
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import operator
 import os
 import socket
 import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 from django.db import close_old_connections
+
+from accounts.usage_write import UsageEvent, write_batch
 
 log = logging.getLogger("flock.usage")
 
@@ -62,167 +60,6 @@ for i = #items, 1, -1 do redis.call('LPUSH', KEYS[1], items[i]) end
 redis.call('DEL', KEYS[2])
 return #items
 """
-
-
-@dataclass
-class UsageEvent:
-    created_at: datetime
-    request_id: str
-    model: str
-    protocol: str
-    endpoint: str
-    outcome: str
-    key_id: int | None = None
-    key_name: str = ""
-    node: str = ""
-    engine: str = ""
-    stream: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: int = 0
-    ttft_ms: int | None = None
-    status_code: int = 200
-    error_type: str = ""
-    attempts: int = 0  # engines tried (fallbacks included)
-    requested_model: str = ""  # the name the caller asked for, when `model` served instead
-
-    def dumps(self) -> str:
-        fields = asdict(self)
-        fields["created_at"] = self.created_at.isoformat()
-        return json.dumps(fields)
-
-    @classmethod
-    def loads(cls, raw: bytes | str) -> UsageEvent:
-        fields = json.loads(raw)
-        fields["created_at"] = datetime.fromisoformat(fields["created_at"])
-        known = cls.__dataclass_fields__  # a record parked by another version of Flock
-        return cls(**{k: v for k, v in fields.items() if k in known})
-
-
-_INT_LIMITS = {"status_code": 32_767, "attempts": 32_767}
-_INT_MAX = 2**31 - 1
-_FIELDS = tuple(UsageEvent.__dataclass_fields__)  # the record's columns, by the same names
-
-
-_TEXT, _COUNT, _WHEN, _AS_IS = range(4)
-
-
-def _kinds() -> tuple[tuple[int, int], ...]:
-    """(kind, limit) of each field, read once from the model: text cut to its column's length,
-    counts kept within their column's range."""
-    from accounts.models import UsageRecord
-
-    out = []
-    for name in _FIELDS:
-        field = UsageRecord._meta.get_field(name)
-        kind = field.get_internal_type()
-        if kind == "CharField":
-            out.append((_TEXT, field.max_length))
-        elif kind.endswith("IntegerField") and name != "key_id":
-            out.append((_COUNT, _INT_LIMITS.get(name, _INT_MAX)))
-        elif kind == "DateTimeField":
-            out.append((_WHEN, 0))
-        else:
-            out.append((_AS_IS, 0))
-    return tuple(out)
-
-
-_KINDS: tuple | None = None
-_GET = operator.attrgetter(*_FIELDS)
-
-
-def _values(event: UsageEvent, text_datetimes: bool) -> tuple:
-    """The record as the database will take it: strings without NULs and cut to their column,
-    counts within their column's range. One request's odd model name or an engine's garbage
-    usage must not stop a batch (and every batch after it) from being written. Datetimes go to
-    SQLite as Django stores them there (naive UTC text). About 4 µs a record: this runs on the
-    flush thread, holding the GIL the event loop needs."""
-    global _KINDS
-    if _KINDS is None:
-        _KINDS = _kinds()
-    values = list(_GET(event))
-    for i, (kind, limit) in enumerate(_KINDS):
-        value = values[i]
-        if kind == _TEXT:
-            if type(value) is str:
-                if "\x00" in value:
-                    value = value.replace("\x00", "\ufffd")
-                values[i] = value[:limit]
-        elif kind == _COUNT:
-            if type(value) is int and not 0 <= value <= limit:
-                values[i] = max(0, min(value, limit))
-        elif kind == _WHEN and text_datetimes and value is not None:
-            if value.tzinfo is not None:
-                value = value.astimezone(UTC).replace(tzinfo=None)
-            values[i] = str(value)
-    return tuple(values)
-
-
-def _rows_per_statement(connection) -> int:
-    if connection.vendor == "sqlite":
-        import sqlite3
-
-        connection.ensure_connection()
-        params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    else:
-        params = 65_535  # PostgreSQL's bind parameters per statement
-    return max(1, params // len(_FIELDS))
-
-
-def _insert(connection, rows: list[tuple]) -> None:
-    """The batch in as few statements as the database takes (one, for a batch of 500); a
-    request id already written is skipped, not an error. The SQL is built by hand: Django's
-    bulk_create compiled every value of every row in Python on the flush thread, holding the GIL
-    the event loop needs, and a statement a row (executemany) hands the GIL back and forth with
-    the event loop once a row, which slowed requests for as long as the flush lasted. One
-    statement runs its rows, and their rollup triggers, with the GIL released."""
-    from accounts.models import UsageRecord
-
-    ops = connection.ops
-    table = ops.quote_name(UsageRecord._meta.db_table)
-    columns = ", ".join(ops.quote_name(n) for n in _FIELDS)
-    one = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
-    if connection.vendor == "postgresql":
-        head, tail = f"INSERT INTO {table} ({columns}) VALUES ", " ON CONFLICT DO NOTHING"
-    else:
-        head, tail = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ", ""
-    step = _rows_per_statement(connection)
-    with connection.cursor() as cursor:
-        for at in range(0, len(rows), step):
-            part = rows[at:at + step]
-            cursor.execute(head + ", ".join([one] * len(part)) + tail,
-                           [v for row in part for v in row])
-
-
-def _write(batch: list[UsageEvent]) -> int:
-    """Writes `batch`; returns how many records the database refused outright (each logged).
-    A database that is away raises, and the batch is kept for the next try."""
-    from django.db import DataError, IntegrityError, connection, transaction
-
-    from accounts.models import ApiKey
-
-    text_datetimes = connection.vendor == "sqlite"
-    rows = [_values(e, text_datetimes) for e in batch]
-    refused = 0
-    try:
-        with transaction.atomic():
-            _insert(connection, rows)
-    except (DataError, IntegrityError):  # one bad row: write the others one by one
-        for event, row in zip(batch, rows, strict=True):
-            try:
-                with transaction.atomic():
-                    _insert(connection, [row])
-            except (DataError, IntegrityError):
-                refused += 1
-                log.error("usage record %s refused by the database; dropped", event.request_id,
-                          exc_info=True)
-    last_used: dict[int, datetime] = {}
-    for e in batch:
-        if e.key_id is not None:
-            last_used[e.key_id] = max(e.created_at, last_used.get(e.key_id, e.created_at))
-    for key_id, when in last_used.items():
-        ApiKey.objects.filter(pk=key_id).update(last_used_at=when)
-    return refused
 
 
 class UsageBuffer:
@@ -364,7 +201,7 @@ class UsageBuffer:
                 if not raw:
                     return written
                 try:
-                    self.dropped += _write(self._decoded(raw))
+                    self.dropped += write_batch(self._decoded(raw))
                 except Exception:
                     client.eval(_GIVE_BACK, 2, PENDING, mine)
                     raise
@@ -385,7 +222,7 @@ class UsageBuffer:
             if not batch:
                 return written
             try:
-                self.dropped += _write(batch)
+                self.dropped += write_batch(batch)
             except Exception:
                 with self._lock:
                     self._items.extendleft(reversed(batch))

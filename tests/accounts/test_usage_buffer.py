@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from accounts import usage_buffer
+from accounts import usage_write
 from accounts.models import UsageHour, UsageRecord
 from accounts.usage_buffer import UsageBuffer, UsageEvent
 
@@ -33,7 +33,7 @@ def test_a_failed_flush_keeps_the_records_for_the_next_try(transactional_db, mon
     buffer.background = False
     for n in range(5):
         buffer.add(_event(n))
-    real = usage_buffer._insert
+    real = usage_write._insert
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -42,7 +42,7 @@ def test_a_failed_flush_keeps_the_records_for_the_next_try(transactional_db, mon
             raise RuntimeError("database is down")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(usage_buffer, "_insert", flaky)
+    monkeypatch.setattr(usage_write, "_insert", flaky)
     assert buffer.flush() == 0 and len(buffer) + buffer.parked() == 5  # parked: with REDIS_URL
     assert buffer.flush() == 5
     assert UsageRecord.objects.count() == 5
