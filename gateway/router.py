@@ -91,9 +91,10 @@ class Router:
         return self._engines[key]
 
     def _ahead(self, what: object, expires: float, ttl: float, now: float,
-               refresh: Callable[[], Awaitable[object]]) -> None:
+               refresh: Callable[[int], Awaitable[object]]) -> None:
         """Starts `refresh` in the background when the cached value is past half its `ttl` (one
-        refresh at a time for each `what`); its failure leaves the value as it was."""
+        refresh at a time for each `what`); its failure leaves the value as it was. It is given
+        the generation of now: a reset before it runs makes it store nothing."""
         if expires - now > ttl / 2:
             return
         loop = asyncio.get_running_loop()
@@ -101,9 +102,11 @@ class Router:
         if running is not None and not running.done() and running.get_loop() is loop:
             return
 
+        generation = self._generation
+
         async def quietly() -> None:
             try:
-                await refresh()
+                await refresh(generation)
             except Exception:  # the request that finds the value expired meets the error
                 log.debug("background refresh of %s failed", what, exc_info=True)
 
@@ -117,12 +120,12 @@ class Router:
             return engines
         return await self._refresh_pool()
 
-    async def _refresh_pool(self) -> list[tuple[str, Engine]]:
+    async def _refresh_pool(self, generation: int | None = None) -> list[tuple[str, Engine]]:
         from catalog.selectors import served_endpoints
         from cluster.agent import engine_access
         from cluster.selectors import nodes_routable
 
-        generation = self._generation
+        generation = self._generation if generation is None else generation
         engines = self._pool[0]
         try:
             nodes = await sync_to_async(database_read(lambda: list(nodes_routable())),
@@ -154,12 +157,12 @@ class Router:
         if found is not None and found.expires > now:
             if found.error is None:
                 self._ahead(("listing", id(engine)), found.expires, MODELS_TTL, now,
-                            lambda: self._refresh_listing(engine))
+                            lambda generation: self._refresh_listing(engine, generation))
             return found
         return await self._refresh_listing(engine)
 
-    async def _refresh_listing(self, engine: Engine) -> _Listing:
-        generation = self._generation
+    async def _refresh_listing(self, engine: Engine, generation: int | None = None) -> _Listing:
+        generation = self._generation if generation is None else generation
         now = time.monotonic()
         try:
             found = _Listing(await engine.list_models(), None, now + MODELS_TTL)
@@ -190,10 +193,10 @@ class Router:
             return index
         return await self._refresh_catalog()
 
-    async def _refresh_catalog(self) -> CatalogIndex:
+    async def _refresh_catalog(self, generation: int | None = None) -> CatalogIndex:
         from catalog.selectors import catalog
 
-        generation = self._generation
+        generation = self._generation if generation is None else generation
         entries = await sync_to_async(lambda: list(catalog().entries.values()),
                                       thread_sensitive=False)()
         index = CatalogIndex(entries)
