@@ -77,9 +77,31 @@ def prometheus_dir_prepare(data_dir: Path) -> Path | None:
             (directory / f".pid-{os.getpid()}").touch()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    first = "prometheus_client.values" not in sys.modules
     os.environ[ENV] = str(directory)
     _state["dir"] = directory
+    if first:
+        _value_class_install()
     return directory
+
+
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def _own_pid() -> int:
+    return _pid[0]
+
+
+def _value_class_install() -> None:
+    """prometheus_client asks the kernel for the process id on every counter bump, to notice a
+    fork; on a virtual machine that system call was an eighth of a request's CPU. The id is
+    kept here instead and renewed in the child of every fork. Done once, right after the first
+    import, before any metric exists (metrics made earlier would keep the other value class,
+    and two of them would write the same files)."""
+    from prometheus_client import values
+
+    values.ValueClass = values.MultiProcessValue(process_identifier=_own_pid)
 
 
 def _wipe(directory: Path) -> None:

@@ -68,10 +68,9 @@ MIDDLEWARE = [
 # The API routes (/v1, /admin/v1, probes, /metrics) run through a handler with only these,
 # all async-native: see flocksite/api_handler.py.
 API_MIDDLEWARE = [
-    "gateway.metrics_middleware.PrometheusBeforeMiddleware",
+    "gateway.metrics_middleware.APIRequestMetrics",
     "gateway.date_header.DateHeaderMiddleware",
     "gateway.middleware.RequestIdMiddleware",
-    "gateway.metrics_middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "flocksite.urls"

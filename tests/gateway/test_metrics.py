@@ -79,6 +79,17 @@ def test_a_known_set_of_requests_is_counted_by_model_node_and_outcome(gateway):
     assert value(after, "flock_engine_up", node="leader") == 1
     assert value(after, "flock_node_info", node="leader", role="leader") == 1
     assert delta(before, after, "django_http_requests_total_by_method_total", method="POST") == 4
+    # The request-level families, by view and status (the API routes' own middleware).
+    by_status = "django_http_responses_total_by_status_view_method_total"
+    assert delta(before, after, by_status, status="200", method="POST") == 3
+    assert delta(before, after, by_status, status="404", method="POST") == 1
+    assert delta(before, after, "django_http_responses_total_by_status_total", status="404") == 1
+    assert delta(before, after, "django_http_responses_streaming_total") == 1
+    assert delta(before, after, "django_http_responses_body_total_bytes_count") >= 3
+    assert delta(before, after, "django_http_requests_latency_seconds_by_view_method_count",
+                 method="POST") == 4
+    assert delta(before, after,
+                 "django_http_requests_latency_including_middlewares_seconds_count") >= 4
 
 
 def test_a_fallback_counts_the_node_that_failed_and_the_one_that_served(gateway, second_engine):
