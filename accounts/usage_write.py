@@ -11,6 +11,8 @@ import operator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 log = logging.getLogger("flock.usage")
 
 
@@ -108,48 +110,61 @@ def _values(event: UsageEvent, text_datetimes: bool) -> tuple:
     return tuple(values)
 
 
-def _rows_per_statement(connection) -> int:
-    if connection.vendor == "sqlite":
-        import sqlite3
+def _column_types(connection) -> list[str]:
+    from accounts.models import UsageRecord
 
-        connection.ensure_connection()
-        params = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    else:
-        params = 65_535  # PostgreSQL's bind parameters per statement
-    return max(1, params // len(_FIELDS))
+    return [UsageRecord._meta.get_field(n).db_type(connection) for n in _FIELDS]
 
 
 def _insert(connection, rows: list[tuple]) -> None:
-    """The batch in as few statements as the database takes (one, for a batch of 500); a
-    request id already written is skipped, not an error. The SQL is built by hand: Django's
-    bulk_create compiled every value of every row in Python on the flush thread, holding the GIL
-    the event loop needs, and a statement a row (executemany) hands the GIL back and forth with
-    the event loop once a row, which slowed requests for as long as the flush lasted. One
-    statement runs its rows, and their rollup triggers, with the GIL released."""
+    """The batch in one statement whose only parameter is the rows as a JSON array, unpacked by
+    the database (SQLite's json_each, PostgreSQL's jsonb_array_elements); a request id already
+    written is skipped, not an error. This runs on the flush thread, and whatever it does in
+    Python holds the GIL the event loop needs: Django's bulk_create compiled every value of every
+    row, a statement of a row each (executemany) handed the GIL back and forth once a row, and a
+    multi-row VALUES list bound ten thousand parameters one by one. Encoding the rows is one
+    orjson call; the statement, its rows and their rollup triggers then run with the GIL
+    released."""
     from accounts.models import UsageRecord
 
     ops = connection.ops
     table = ops.quote_name(UsageRecord._meta.db_table)
     columns = ", ".join(ops.quote_name(n) for n in _FIELDS)
-    one = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
     if connection.vendor == "postgresql":
-        head, tail = f"INSERT INTO {table} ({columns}) VALUES ", " ON CONFLICT DO NOTHING"
+        picks = ", ".join(f"CAST(value->>{i} AS {kind})"
+                          for i, kind in enumerate(_column_types(connection)))
+        sql = (f"INSERT INTO {table} ({columns}) SELECT {picks} "
+               "FROM jsonb_array_elements(CAST(%s AS jsonb)) ON CONFLICT DO NOTHING")
     else:
-        head, tail = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ", ""
-    step = _rows_per_statement(connection)
+        picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_FIELDS)))
+        sql = f"INSERT OR IGNORE INTO {table} ({columns}) SELECT {picks} FROM json_each(%s)"
     with connection.cursor() as cursor:
-        for at in range(0, len(rows), step):
-            part = rows[at:at + step]
-            cursor.execute(head + ", ".join([one] * len(part)) + tail,
-                           [v for row in part for v in row])
+        cursor.execute(sql, [orjson.dumps(rows).decode()])
+
+
+def _last_used(connection, batch: list[UsageEvent]) -> None:
+    """Each key's last use: the latest of its records in the batch (raw SQL: an ORM update
+    compiles in Python, on the flush thread)."""
+    from accounts.models import ApiKey
+
+    last_used: dict[int, datetime] = {}
+    for e in batch:
+        if e.key_id is not None:
+            last_used[e.key_id] = max(e.created_at, last_used.get(e.key_id, e.created_at))
+    if not last_used:
+        return
+    ops = connection.ops
+    sql = (f"UPDATE {ops.quote_name(ApiKey._meta.db_table)} SET "
+           f"{ops.quote_name('last_used_at')} = %s WHERE {ops.quote_name('id')} = %s")
+    with connection.cursor() as cursor:
+        for key_id, when in last_used.items():
+            cursor.execute(sql, [ops.adapt_datetimefield_value(when), key_id])
 
 
 def write_batch(batch: list[UsageEvent]) -> int:
     """Writes `batch`; returns how many records the database refused outright (each logged).
     A database that is away raises, and the batch is kept for the next try."""
     from django.db import DataError, IntegrityError, connection, transaction
-
-    from accounts.models import ApiKey
 
     text_datetimes = connection.vendor == "sqlite"
     rows = [_values(e, text_datetimes) for e in batch]
@@ -166,10 +181,5 @@ def write_batch(batch: list[UsageEvent]) -> int:
                 refused += 1
                 log.error("usage record %s refused by the database; dropped", event.request_id,
                           exc_info=True)
-    last_used: dict[int, datetime] = {}
-    for e in batch:
-        if e.key_id is not None:
-            last_used[e.key_id] = max(e.created_at, last_used.get(e.key_id, e.created_at))
-    for key_id, when in last_used.items():
-        ApiKey.objects.filter(pk=key_id).update(last_used_at=when)
+    _last_used(connection, batch)
     return refused
