@@ -87,3 +87,20 @@ def test_odd_values_are_cleaned_not_refused(transactional_db):
     assert UsageRecord.objects.filter(request_id="req_2").exists()
     hour = UsageHour.objects.get(model=row.model)  # the rollup trigger saw the raw insert
     assert hour.requests == 1 and hour.hour == when.replace(minute=0, second=0, microsecond=0)
+
+
+def test_a_keys_last_use_is_its_latest_record(transactional_db):
+    from accounts.models import ApiKey
+    from accounts.services import key_create
+
+    issued = key_create(name="worker")
+    buffer = UsageBuffer()
+    buffer.background = False
+    later = datetime(2026, 11, 25, 21, 30, 15, tzinfo=UTC)
+    earlier = datetime(2026, 11, 25, 20, 5, 0, tzinfo=UTC)
+    for n, when in enumerate((later, earlier)):
+        buffer.add(UsageEvent(created_at=when, request_id=f"req_k{n}", model="m",
+                              protocol="openai", endpoint="chat.completions", outcome="ok",
+                              key_id=issued.key.id, key_name="worker"))
+    assert buffer.flush() == 2
+    assert ApiKey.objects.get(pk=issued.key.id).last_used_at == later
