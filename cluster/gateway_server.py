@@ -10,11 +10,12 @@ import sys
 
 NAME = "uvicorn"
 APPLICATION = "flocksite.asgi:application"
+HTTP = "cluster.http_protocol:OneWriteProtocol"  # httptools, a whole answer in one write
 
 
 def gateway_argv(*, host: str | None = None, port: int | None = None, fd: int | None = None,
                  application: str = APPLICATION) -> list[str]:
-    argv = [sys.executable, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools",
+    argv = [sys.executable, "-m", "uvicorn", "--loop", "uvloop", "--http", HTTP,
             "--ws", "websockets", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
             "--no-server-header", "--no-date-header", "--no-proxy-headers",
             "--timeout-graceful-shutdown", "5"]

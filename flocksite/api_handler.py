@@ -59,6 +59,10 @@ class APIHandler(ASGIHandler):
         try:
             response = await self.get_response_async(request)
             response._handler_class = self.__class__
+            if not response.streaming and not response.has_header("Content-Length"):
+                # A known length: no chunked framing, and the server sends the headers and the
+                # body in one write (cluster/http_protocol.py).
+                response["Content-Length"] = str(len(response.content))
             await self.send_response(response, send)
         except asyncio.CancelledError:
             if not state["gone"]:

@@ -53,10 +53,11 @@ class _ServerThread:
     def __init__(self) -> None:
         import uvicorn
 
+        from cluster.gateway_server import HTTP
         from flocksite.asgi import application
 
         self.port = free_port()
-        config = uvicorn.Config(application, host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, http=HTTP,
                                 log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
