@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 from ninja.errors import HttpError as NinjaHttpError
@@ -26,7 +26,7 @@ from gateway.limits import (
     text_reservation_tokens,
 )
 from gateway.pipeline import Accounting, estimate_tokens, new_id
-from gateway.responses import dialect_of, error_response, read_json
+from gateway.responses import dialect_of, error_response, json_response, read_json
 from gateway.router import router
 from gateway.sse import DONE, PING_FRAME, frame
 from gateway.streaming import accounted_sse, sse_response
@@ -74,8 +74,8 @@ async def list_models(request: HttpRequest) -> HttpResponse:
     for _node, engine, model in await router.available():
         seen.setdefault(model.id, engine.kind)
     if dialect_of(request) == "anthropic":
-        return JsonResponse(anthropic_render.model_list(sorted(seen), created=time.time()))
-    return JsonResponse(openai_render.model_list(sorted(seen.items()), int(time.time())))
+        return json_response(anthropic_render.model_list(sorted(seen), created=time.time()))
+    return json_response(openai_render.model_list(sorted(seen.items()), int(time.time())))
 
 
 @api.get("/models/{path:model_id}")
@@ -86,7 +86,7 @@ async def retrieve_model(request: HttpRequest, model_id: str) -> HttpResponse:
                 body = anthropic_render.model_list([model.id], created=time.time())["data"][0]
             else:
                 body = openai_render.model_list([(model.id, engine.kind)], int(time.time()))["data"][0]
-            return JsonResponse(body)
+            return json_response(body)
     raise ModelNotFound(f"The model '{model_id}' does not exist or is not served by any engine.",
                         param="model")
 
@@ -110,7 +110,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         await acct.finish()
         body = openai_render.chat_completion(result, id=chat_id, model=acct.model,
                                              created=acct.created)
-        return JsonResponse(body)
+        return json_response(body)
     events = await acct.watch(open_stream(
         candidates, acct,
         lambda c: c.engine.chat_stream(fit_to(req, c, acct.prompt_estimate), c.model)))
@@ -151,7 +151,7 @@ async def completions(request: HttpRequest) -> HttpResponse:
         await acct.finish()
         body = openai_render.text_completion(result, id=cmpl_id, model=acct.model,
                                              created=acct.created)
-        return JsonResponse(body)
+        return json_response(body)
     events = await acct.watch(open_stream(candidates, acct,
                                           lambda c: c.engine.complete_stream(req, c.model)))
 
@@ -195,4 +195,4 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     acct.answered(Usage(prompt_tokens=result.prompt_tokens))
     await acct.finish()
     body = openai_render.embeddings(result, model=acct.model, encoding_format=req.encoding_format)
-    return JsonResponse(body)
+    return json_response(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
 from gateway.admission import admit
@@ -18,7 +18,7 @@ from gateway.errors import GatewayError, InvalidRequest
 from gateway.limits import estimate_prompt_tokens, fit_to, reservation_prompt_tokens
 from gateway.passthrough import relay_count_tokens, relay_messages, relayable
 from gateway.pipeline import Accounting
-from gateway.responses import read_json
+from gateway.responses import json_response, read_json
 from gateway.router import router as model_router
 from gateway.streaming import accounted_sse, sse_response
 
@@ -50,7 +50,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
         acct.answered(result.usage)
         await acct.finish()
         body = anthropic_render.message(result, id=message_id, model=acct.model)
-        return JsonResponse(body)
+        return json_response(body)
     events = await acct.watch(open_stream(
         candidates, acct,
         lambda c: c.engine.chat_stream(fit_to(req, c, acct.prompt_estimate), c.model)))
@@ -106,5 +106,5 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         except GatewayError:  # an engine without the endpoint, or one that is down
             continue
         break
-    return JsonResponse({"input_tokens": count if count is not None
+    return json_response({"input_tokens": count if count is not None
                          else estimate_prompt_tokens(req)})

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from gateway.dialects import openai_errors
 from gateway.errors import GatewayError, InvalidRequest, RequestTooLarge
@@ -30,14 +31,24 @@ def error_body(dialect: str, error: GatewayError) -> dict[str, Any]:
     return openai_errors.error_body(error)
 
 
-def error_response(request: HttpRequest, error: GatewayError) -> JsonResponse:
+def json_response(body: Any, status: int = 200) -> HttpResponse:
+    """A JSON answer, encoded by orjson (a tenth of the json module's time for an answer); a
+    value orjson refuses (an integer past 64 bits in an engine's usage) falls back to json."""
+    try:
+        content = orjson.dumps(body)
+    except TypeError:
+        content = json.dumps(body).encode()
+    return HttpResponse(content, content_type="application/json", status=status)
+
+
+def error_response(request: HttpRequest, error: GatewayError) -> HttpResponse:
     dialect = dialect_of(request)
     status = error.status
     if dialect == "openai" and status == 529:
         status = 503
     elif dialect == "anthropic" and status == 503:
         status = 529  # Anthropic's "overloaded": its clients back off and retry
-    response = JsonResponse(error_body(dialect, error), status=status)
+    response = json_response(error_body(dialect, error), status=status)
     for name, value in error.headers.items():
         response[name] = value
     request_id = getattr(request, "flock_request_id", None)
