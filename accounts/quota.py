@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from accounts.selectors import KeyInfo
 from flocksite import degraded
@@ -59,8 +59,9 @@ def _spent_today_from_ledger(key_id: int) -> int:
 def _ensure_counter(name: str, key_id: int) -> None:
     """Creates today's counter from the usage ledger when it does not exist (a new day, or a
     cache that lost its data), so a restart never hands out a fresh quota."""
-    if cache.get(name) is None:
-        cache.add(name, _spent_today_from_ledger(key_id), DAY_TTL)
+    store = caches["default"]
+    if store.get(name) is None:
+        store.add(name, _spent_today_from_ledger(key_id), DAY_TTL)
 
 
 @dataclass
@@ -71,20 +72,24 @@ class Reservation:
     settled: bool = False
 
 
-def quota_reserve_sync(key: KeyInfo, estimate: int) -> Reservation | None:
-    """Reserves `estimate` tokens of the key's daily quota or raises RateLimited."""
+def quota_reserve_sync(key: KeyInfo, estimate: int, *,
+                       checked: bool = False) -> Reservation | None:
+    """Reserves `estimate` tokens of the key's daily quota or raises RateLimited (`checked`:
+    the caller made sure today's counter exists)."""
     if not key.daily_token_quota or not key.id:
         return None
     amount = max(1, min(estimate, MAX_RESERVATION))
     name = quota_key(key.id)
-    _ensure_counter(name, key.id)
+    store = caches["default"]  # the lookup costs as much as an operation: once per call
+    if not checked:
+        _ensure_counter(name, key.id)
     try:
-        total = cache.incr(name, amount)
+        total = store.incr(name, amount)
     except ValueError:  # expired between the check and the incr
-        cache.add(name, 0, DAY_TTL)
-        total = cache.incr(name, amount)
+        store.add(name, 0, DAY_TTL)
+        total = store.incr(name, amount)
     if total > key.daily_token_quota:
-        cache.decr(name, amount)
+        store.decr(name, amount)
         raise _quota_exceeded(key, amount)
     return Reservation(key.id, name, amount)
 
@@ -96,10 +101,8 @@ def quota_settle_sync(reservation: Reservation | None, actual: int) -> None:
     reservation.settled = True
     delta = actual - reservation.reserved
     try:
-        if delta > 0:
-            cache.incr(reservation.counter, delta)
-        elif delta < 0:
-            cache.decr(reservation.counter, -delta)
+        if delta:
+            caches["default"].incr(reservation.counter, delta)
     except ValueError:
         pass  # the day rolled over; the new counter starts from the ledger
 
@@ -166,9 +169,9 @@ async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
             return await _quota_reserve_redis(client, key, estimate)
         except degraded.redis_errors():  # Redis went away: this process counts on its own
             degraded.redis_failed()
-    if cache.get(quota_key(key.id)) is None:  # starting from the ledger reads the database
+    if caches["default"].get(quota_key(key.id)) is None:  # from the ledger: reads the database
         await sync_to_async(_ensure_counter, thread_sensitive=False)(quota_key(key.id), key.id)
-    return quota_reserve_sync(key, estimate)
+    return quota_reserve_sync(key, estimate, checked=True)
 
 
 async def _quota_reserve_redis(client, key: KeyInfo, estimate: int) -> Reservation:

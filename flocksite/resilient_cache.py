@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 
 from flocksite import degraded
+from flocksite.local_cache import LocalCache
 
 _OPERATIONS = ("add", "get", "set", "touch", "delete", "get_many", "has_key", "incr",
                "set_many", "delete_many", "clear")
@@ -19,7 +19,7 @@ _OPERATIONS = ("add", "get", "set", "touch", "delete", "get_many", "has_key", "i
 class ResilientRedisCache(RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
-        self.local = LocMemCache("flock-degraded", {"TIMEOUT": params.get("TIMEOUT", 300)})
+        self.local = LocalCache("flock-degraded", {"TIMEOUT": params.get("TIMEOUT", 300)})
 
     def forget_connections(self) -> None:
         """Drops pooled connections, which a Redis restart left dead."""

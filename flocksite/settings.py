@@ -112,8 +112,7 @@ if FLOCK.redis_url:
     CACHES = {"default": {"BACKEND": "flocksite.resilient_cache.ResilientRedisCache",
                           "LOCATION": FLOCK.redis_url, "KEY_PREFIX": "flock"}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                          "LOCATION": "flock"}}
+    CACHES = {"default": {"BACKEND": "flocksite.local_cache.LocalCache", "LOCATION": "flock"}}
 
 # Celery: through Redis when REDIS_URL is set, otherwise tasks run in-process.
 CELERY_BROKER_URL = FLOCK.redis_url or "memory://"
