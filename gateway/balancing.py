@@ -14,6 +14,7 @@ A counter a crashed gateway never decremented expires after INFLIGHT_TTL."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Collection
@@ -47,6 +48,7 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)  # every attempt asks twice; hashing is most of the cost
 def inflight_key(node: str, model: str) -> str:
     return f"lb:inflight:{_digest(node + chr(0) + model)}"
 

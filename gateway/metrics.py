@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -62,6 +62,19 @@ for _reason in sorted(set(REJECTION_REASONS.values())):
 
 _models: set[str] = set()
 _inflight_children: dict[tuple[str, str], Gauge] = {}
+_series: dict[tuple, Any] = {}
+
+
+def _child(metric, *values: str):
+    """`metric.labels(*values)`, looked up once per process: labels() validates and locks on
+    every call, and a request makes several."""
+    key = (id(metric), values)
+    child = _series.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_series) < 8192:  # models are capped, nodes and outcomes few
+            _series[key] = child
+    return child
 
 
 def model_label(model: str, *, served: bool) -> str:
@@ -92,14 +105,14 @@ def request_recorded(acct: Accounting, usage: Usage, latency: float, ttft: float
     served = bool(acct.node)
     model = model_label(acct.model, served=served)
     node = acct.node or NONE
-    REQUESTS.labels(model, acct.protocol, node, acct.outcome).inc()
-    DURATION.labels(model, node).observe(latency)
+    _child(REQUESTS, model, acct.protocol, node, acct.outcome).inc()
+    _child(DURATION, model, node).observe(latency)
     if ttft is not None and acct.stream:
-        TTFT.labels(model, node).observe(ttft)
+        _child(TTFT, model, node).observe(ttft)
     if usage.prompt_tokens:
-        PROMPT_TOKENS.labels(model, node).inc(usage.prompt_tokens)
+        _child(PROMPT_TOKENS, model, node).inc(usage.prompt_tokens)
     if usage.completion_tokens:
-        COMPLETION_TOKENS.labels(model, node).inc(usage.completion_tokens)
+        _child(COMPLETION_TOKENS, model, node).inc(usage.completion_tokens)
     if acct.attempts:
         ATTEMPTS.observe(acct.attempts)
     if acct.rank and acct.outcome == "ok":
