@@ -104,3 +104,23 @@ def test_a_keys_last_use_is_its_latest_record(transactional_db):
                               key_id=issued.key.id, key_name="worker"))
     assert buffer.flush() == 2
     assert ApiKey.objects.get(pk=issued.key.id).last_used_at == later
+
+
+def test_the_flush_thread_runs_below_the_event_loops_priority(transactional_db):
+    import os
+
+    from accounts.usage_buffer import FLUSH_NICENESS
+
+    buffer = UsageBuffer()
+    buffer.add(_event(1))
+    deadline = time.monotonic() + 10
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    while time.monotonic() < deadline:
+        thread = buffer._thread
+        if thread is not None and thread.native_id is not None and \
+                os.getpriority(os.PRIO_PROCESS, thread.native_id) != base:
+            break
+        time.sleep(0.02)
+    assert os.getpriority(os.PRIO_PROCESS, buffer._thread.native_id) == min(
+        19, base + FLUSH_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the rest of the process is untouched
