@@ -87,8 +87,7 @@ def _values(event: UsageEvent, text_datetimes: bool) -> tuple:
     """The record as the database will take it: strings without NULs and cut to their column,
     counts within their column's range. One request's odd model name or an engine's garbage
     usage must not stop a batch (and every batch after it) from being written. Datetimes go to
-    SQLite as Django stores them there (naive UTC text). About 4 µs a record: this runs on the
-    flush thread, holding the GIL the event loop needs."""
+    SQLite as Django stores them there (naive UTC text). About 4 µs a record."""
     global _KINDS
     if _KINDS is None:
         _KINDS = _kinds()
@@ -110,21 +109,48 @@ def _values(event: UsageEvent, text_datetimes: bool) -> tuple:
     return tuple(values)
 
 
+_SQLITE: list[bool] = []  # [whether the default database is SQLite], read once
+
+
+def _text_datetimes() -> bool:
+    if not _SQLITE:
+        from django.db import connections
+
+        _SQLITE.append(connections["default"].vendor == "sqlite")
+    return _SQLITE[0]
+
+
+def row_json(event: UsageEvent) -> bytes:
+    """The record's row for `_insert`: its cleaned values as a JSON array, made once per record.
+    The buffer makes it when the record is queued, on the request's thread (a few µs), so the
+    flush thread, whose Python holds the GIL the event loop needs, only joins rows: made there,
+    the rows of a second's records held the loop up for milliseconds."""
+    row = event.__dict__.get("_row")
+    if row is None:
+        values = _values(event, _text_datetimes())
+        try:
+            row = orjson.dumps(values)
+        except TypeError:  # a value orjson refuses (an integer past 64 bits)
+            row = json.dumps(values, default=str).encode()
+        event._row = row  # type: ignore[attr-defined]
+    return row
+
+
 def _column_types(connection) -> list[str]:
     from accounts.models import UsageRecord
 
     return [UsageRecord._meta.get_field(n).db_type(connection) for n in _FIELDS]
 
 
-def _insert(connection, rows: list[tuple]) -> None:
-    """The batch in one statement whose only parameter is the rows as a JSON array, unpacked by
+def _insert(connection, rows: list[bytes]) -> None:
+    """The batch (`row_json` of each record) in one statement whose only parameter is the rows
+    as a JSON array, unpacked by
     the database (SQLite's json_each, PostgreSQL's jsonb_array_elements); a request id already
     written is skipped, not an error. This runs on the flush thread, and whatever it does in
     Python holds the GIL the event loop needs: Django's bulk_create compiled every value of every
     row, a statement of a row each (executemany) handed the GIL back and forth once a row, and a
-    multi-row VALUES list bound ten thousand parameters one by one. Encoding the rows is one
-    orjson call; the statement, its rows and their rollup triggers then run with the GIL
-    released."""
+    multi-row VALUES list bound ten thousand parameters one by one. Here the rows are joined;
+    the statement, its rows and their rollup triggers then run with the GIL released."""
     from accounts.models import UsageRecord
 
     ops = connection.ops
@@ -139,7 +165,7 @@ def _insert(connection, rows: list[tuple]) -> None:
         picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_FIELDS)))
         sql = f"INSERT OR IGNORE INTO {table} ({columns}) SELECT {picks} FROM json_each(%s)"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [orjson.dumps(rows).decode()])
+        cursor.execute(sql, [(b"[" + b",".join(rows) + b"]").decode()])
 
 
 def _last_used(connection, batch: list[UsageEvent]) -> None:
@@ -166,8 +192,7 @@ def write_batch(batch: list[UsageEvent]) -> int:
     A database that is away raises, and the batch is kept for the next try."""
     from django.db import DataError, IntegrityError, connection, transaction
 
-    text_datetimes = connection.vendor == "sqlite"
-    rows = [_values(e, text_datetimes) for e in batch]
+    rows = [row_json(e) for e in batch]
     refused = 0
     try:
         with transaction.atomic():
