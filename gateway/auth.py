@@ -74,10 +74,11 @@ async def _failed(request: HttpRequest, error: AuthenticationFailed) -> Authenti
 
 def presented_key(request: HttpRequest) -> str:
     """The key from `Authorization: Bearer` or `x-api-key`, whichever the client sent."""
-    header = request.headers.get("authorization", "")
+    meta = request.META  # not request.headers, which copies every header into a new mapping
+    header = meta.get("HTTP_AUTHORIZATION", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.headers.get("x-api-key", "").strip()
+    return meta.get("HTTP_X_API_KEY", "").strip()
 
 
 async def authenticate_key(plaintext: str) -> KeyInfo | None:

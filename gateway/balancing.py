@@ -41,7 +41,8 @@ SESSION_HEADER = "x-session-id"
 
 def session_of(request: HttpRequest, user: str | None = None) -> str:
     """The caller's session: the x-session-id header, else the body's user id."""
-    return (request.headers.get(SESSION_HEADER, "").strip() or (user or "").strip())[:256]
+    header = request.META.get("HTTP_" + SESSION_HEADER.upper().replace("-", "_"), "")
+    return (header.strip() or (user or "").strip())[:256]
 
 
 def _digest(text: str) -> str:
