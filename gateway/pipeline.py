@@ -36,7 +36,7 @@ class Accounting:
     key: KeyInfo | None
     model: str
     stream: bool = False
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
+    request_id: str = ""  # the response's x-request-id; made here when the request had none
     started: float = field(default_factory=time.monotonic)
     created: int = field(default_factory=lambda: int(time.time()))
     requested: str = ""  # the model the caller named; `model` becomes the one that served it
@@ -57,14 +57,14 @@ class Accounting:
 
     def __post_init__(self) -> None:
         self.requested = self.requested or self.model
+        if not self.request_id:
+            self.request_id = "req_" + uuid.uuid4().hex[:24]
 
     @classmethod
     def of(cls, request, **fields) -> Accounting:
         """Accounting for `request`, under the id the response carries."""
-        acct = cls(key=getattr(request, "auth", None), **fields)
-        request_id = getattr(request, "flock_request_id", None)
-        if request_id:
-            acct.request_id = request_id
+        acct = cls(key=getattr(request, "auth", None),
+                   request_id=getattr(request, "flock_request_id", None) or "", **fields)
         acct.observed = observe.request_started(acct, request)  # metrics and traces
         return acct
 
