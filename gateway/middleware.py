@@ -3,9 +3,18 @@ reads into its errors) and used as the usage record's id."""
 
 from __future__ import annotations
 
-import uuid
+import random
+import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+
+def request_id_new() -> str:
+    """`req_` and 24 hex digits: the time in milliseconds (12 digits), then 48 random bits. Ids
+    made later sort after earlier ones, so the usage ledger's unique index on them grows at one
+    end, as its rows do. Random ids (uuid4) sent each record to a random page of that index, and
+    writing a second's usage dirtied hundreds of pages: twice the database's work per record."""
+    return f"req_{time.time_ns() // 1_000_000:012x}{random.getrandbits(48):012x}"
 
 
 class RequestIdMiddleware:
@@ -18,7 +27,7 @@ class RequestIdMiddleware:
             markcoroutinefunction(self)
 
     async def __call__(self, request):
-        request_id = "req_" + uuid.uuid4().hex[:24]
+        request_id = request_id_new()
         request.flock_request_id = request_id
         response = await self.get_response(request)
         if "x-request-id" not in response:

@@ -17,6 +17,7 @@ from gateway import observe
 from gateway.canonical import Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from gateway.errors import GatewayError
 from gateway.fallback import latencies
+from gateway.middleware import request_id_new
 from gateway.router import Candidate
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ class Accounting:
     def __post_init__(self) -> None:
         self.requested = self.requested or self.model
         if not self.request_id:
-            self.request_id = "req_" + uuid.uuid4().hex[:24]
+            self.request_id = request_id_new()
 
     @classmethod
     def of(cls, request, **fields) -> Accounting:
