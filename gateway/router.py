@@ -128,10 +128,10 @@ class Router:
         generation = self._generation if generation is None else generation
         engines = self._pool[0]
         try:
-            nodes = await sync_to_async(database_read(lambda: list(nodes_routable())),
-                                        thread_sensitive=False)()
-            # Models added with `model add` may run in llama-servers of their own.
-            extra = await sync_to_async(database_read(served_endpoints), thread_sensitive=False)()
+            # Models added with `model add` may run in llama-servers of their own. Both reads
+            # in one trip to a worker thread.
+            nodes, extra = await sync_to_async(database_read(
+                lambda: (list(nodes_routable()), served_endpoints())), thread_sensitive=False)()
         except DatabaseError:
             if not engines:
                 raise
