@@ -292,12 +292,10 @@ class UsageBuffer:
 
 
 def _background_priority() -> None:
-    """Lowers the calling thread's scheduling priority (Linux niceness is per thread). Writing a
-    batch costs CPU (the rows, their indexes and rollup triggers, with the GIL released); when
-    the event loop's thread wakes for a request on the CPU this thread is using, the scheduler
-    then lets it in at once instead of after this thread's time slice, a few ms. At nice +10
-    the thread still gets about a tenth of a CPU the loop keeps busy, which writes thousands of
-    records a second."""
+    """Lowers the calling thread's scheduling priority (Linux niceness is per thread), so the
+    event loop's thread and the engines come first when they compete with a flush for a CPU. At
+    nice +10 it still gets about a tenth of a busy CPU, enough for thousands of records a
+    second."""
     try:
         thread = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread)

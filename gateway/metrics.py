@@ -65,7 +65,7 @@ _inflight_children: dict[tuple[str, str], Gauge] = {}
 _series: dict[tuple, Any] = {}
 
 
-def _child(metric, *values: str):
+def series(metric, *values: str):
     """`metric.labels(*values)`, looked up once per process: labels() validates and locks on
     every call, and a request makes several."""
     key = (id(metric), values)
@@ -105,14 +105,14 @@ def request_recorded(acct: Accounting, usage: Usage, latency: float, ttft: float
     served = bool(acct.node)
     model = model_label(acct.model, served=served)
     node = acct.node or NONE
-    _child(REQUESTS, model, acct.protocol, node, acct.outcome).inc()
-    _child(DURATION, model, node).observe(latency)
+    series(REQUESTS, model, acct.protocol, node, acct.outcome).inc()
+    series(DURATION, model, node).observe(latency)
     if ttft is not None and acct.stream:
-        _child(TTFT, model, node).observe(ttft)
+        series(TTFT, model, node).observe(ttft)
     if usage.prompt_tokens:
-        _child(PROMPT_TOKENS, model, node).inc(usage.prompt_tokens)
+        series(PROMPT_TOKENS, model, node).inc(usage.prompt_tokens)
     if usage.completion_tokens:
-        _child(COMPLETION_TOKENS, model, node).inc(usage.completion_tokens)
+        series(COMPLETION_TOKENS, model, node).inc(usage.completion_tokens)
     if acct.attempts:
         ATTEMPTS.observe(acct.attempts)
     if acct.rank and acct.outcome == "ok":

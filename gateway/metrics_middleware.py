@@ -11,6 +11,8 @@ from timeit import default_timer
 from asgiref.sync import markcoroutinefunction
 from django_prometheus import middleware as base
 
+from gateway.metrics import series
+
 
 class PrometheusBeforeMiddleware(base.PrometheusBeforeMiddleware):
     sync_capable = False
@@ -57,17 +59,7 @@ class APIRequestMetrics:
     def __init__(self, get_response) -> None:
         self.get_response = get_response
         self.metrics = base.Metrics.get_instance()
-        self._series: dict[tuple, object] = {}
         markcoroutinefunction(self)
-
-    def _child(self, metric, *values: str):
-        key = (id(metric), values)
-        child = self._series.get(key)
-        if child is None:
-            child = metric.labels(*values)
-            if len(self._series) < 4096:  # views, methods and statuses are few
-                self._series[key] = child
-        return child
 
     async def __call__(self, request):
         m = self.metrics
@@ -75,8 +67,8 @@ class APIRequestMetrics:
         m.requests_total.inc()
         method = request.method if request.method in _METHODS else "<invalid method>"
         transport = "https" if request.is_secure() else "http"
-        self._child(m.requests_by_method, method).inc()
-        self._child(m.requests_by_transport, transport).inc()
+        series(m.requests_by_method, method).inc()
+        series(m.requests_by_transport, transport).inc()
         headers = request.META
         if headers.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
             m.requests_ajax.inc()
@@ -86,25 +78,25 @@ class APIRequestMetrics:
         match = getattr(request, "resolver_match", None)
         view = (match.view_name if match is not None else None) or "<unnamed view>"
         if match is not None:
-            self._child(m.requests_by_view_transport_method, view, transport, method).inc()
+            series(m.requests_by_view_transport_method, view, transport, method).inc()
         status = str(response.status_code)
-        self._child(m.responses_by_status, status).inc()
-        self._child(m.responses_by_status_view_method, status, view, method).inc()
-        self._child(m.responses_by_charset, str(response.charset)).inc()
+        series(m.responses_by_status, status).inc()
+        series(m.responses_by_status_view_method, status, view, method).inc()
+        series(m.responses_by_charset, str(response.charset)).inc()
         if response.streaming:
             m.responses_streaming.inc()
         else:
             m.responses_body_bytes.observe(len(response.content))
         elapsed = default_timer() - started
-        self._child(m.requests_latency_by_view_method, view, request.method).observe(elapsed)
+        series(m.requests_latency_by_view_method, view, request.method).observe(elapsed)
         m.responses_total.inc()
         m.requests_latency_before.observe(elapsed)
         return response
 
     def process_exception(self, request, exception):  # Django runs these in a thread
         m = self.metrics
-        self._child(m.exceptions_by_type, type(exception).__name__).inc()
+        series(m.exceptions_by_type, type(exception).__name__).inc()
         match = getattr(request, "resolver_match", None)
         if match is not None:
-            self._child(m.exceptions_by_view, match.view_name or "<unnamed view>").inc()
+            series(m.exceptions_by_view, match.view_name or "<unnamed view>").inc()
         return None
