@@ -250,8 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", f"req_01{uuid.uuid4().hex[:22]}")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
+        self.fake.sent.append(raw)  # before it goes out: a client that has it finds it here
         self.wfile.write(raw)
-        self.fake.sent.append(raw)
 
     def _refuse(self, refused: Refused) -> None:
         self._send_json(refused.status, {"type": "error", "error": {
@@ -353,7 +353,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", f"req_01{uuid.uuid4().hex[:22]}")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        written = b""
+        # Recorded before each frame goes out: a client that has read a frame finds it here, even
+        # when the gateway hangs up before the stream's last chunk.
+        written = bytearray()
+        fake.sent.append(written)
         try:
             if fake.first_delay:
                 self.wfile.flush()
@@ -367,13 +370,12 @@ class _Handler(BaseHTTPRequestHandler):
                     event = {"type": "error", "error": {"type": fake.fail_kind,
                                                         "message": fake.fail_message}}
                 frame = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                written += frame
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
                 self.wfile.flush()
-                written += frame
                 if event["type"] == "error":
                     break
             self.wfile.write(b"0\r\n\r\n")
-            fake.sent.append(written)
         except (BrokenPipeError, ConnectionResetError):
             fake.client_disconnected.set()
             self.close_connection = True
