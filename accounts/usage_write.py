@@ -144,13 +144,13 @@ def _column_types(connection) -> list[str]:
 
 def _insert(connection, rows: list[bytes]) -> None:
     """The batch (`row_json` of each record) in one statement whose only parameter is the rows
-    as a JSON array, unpacked by
-    the database (SQLite's json_each, PostgreSQL's jsonb_array_elements); a request id already
-    written is skipped, not an error. This runs on the flush thread, and whatever it does in
-    Python holds the GIL the event loop needs: Django's bulk_create compiled every value of every
-    row, a statement of a row each (executemany) handed the GIL back and forth once a row, and a
-    multi-row VALUES list bound ten thousand parameters one by one. Here the rows are joined;
-    the statement, its rows and their rollup triggers then run with the GIL released."""
+    as a JSON array, unpacked by the database (SQLite's json_each, PostgreSQL's
+    jsonb_array_elements); a request id already written is skipped, not an error. This runs on
+    the flush thread, and whatever it does in Python holds the GIL the event loop needs:
+    Django's bulk_create compiled every value of every row, a statement a row (executemany)
+    handed the GIL back and forth once a row, and a multi-row VALUES list bound ten thousand
+    parameters one by one. Here the rows are joined; the statement, its rows and their rollup
+    triggers then run with the GIL released."""
     from accounts.models import UsageRecord
 
     ops = connection.ops

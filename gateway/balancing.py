@@ -37,11 +37,12 @@ INFLIGHT_TTL = 600
 STICKY_TTL = 3600
 DOWN_SECONDS = 5
 SESSION_HEADER = "x-session-id"
+_SESSION_META = "HTTP_" + SESSION_HEADER.upper().replace("-", "_")  # as Django's META names it
 
 
 def session_of(request: HttpRequest, user: str | None = None) -> str:
     """The caller's session: the x-session-id header, else the body's user id."""
-    header = request.META.get("HTTP_" + SESSION_HEADER.upper().replace("-", "_"), "")
+    header = request.META.get(_SESSION_META, "")
     return (header.strip() or (user or "").strip())[:256]
 
 
