@@ -139,9 +139,29 @@ def _sqlite_apply(row: str, sign: str) -> str:
     return "".join(f"  {s};\n" for s in statements)
 
 
+def _sqlite_add(row: str) -> str:
+    """The insert trigger's body: one UPSERT a rollup row (the hour's counts, and the request's
+    latency and time to first token buckets), a third of the statements and B-tree searches of
+    the insert-or-ignore-then-update pairs that `_sqlite_apply` uses for the rarer events."""
+    hour = _hour("sqlite", f"{row}.created_at")
+    statements = [
+        f"INSERT INTO {HOURS} ({HOUR_COLUMNS}) VALUES ({hour}, COALESCE({row}.key_id, 0), "
+        f"{row}.key_name, {row}.model, 1, {row}.outcome <> 'ok', {row}.prompt_tokens, "
+        f"{row}.completion_tokens) ON CONFLICT (hour, key_id, key_name, model) DO UPDATE SET "
+        "requests = requests + 1, errors = errors + excluded.errors, "
+        "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+        "completion_tokens = completion_tokens + excluded.completion_tokens"]
+    for kind, column, extra in ((0, "latency_ms", ""), (1, "ttft_ms", f" AND {row}.ttft_ms IS NOT NULL")):
+        statements.append(
+            f"INSERT INTO {LATENCY} (hour, kind, bucket, count) SELECT {hour}, {kind}, "
+            f"{bucket_sql(f'{row}.{column}')}, 1 WHERE {row}.outcome = 'ok'{extra} "
+            "ON CONFLICT (hour, kind, bucket) DO UPDATE SET count = count + 1")
+    return "".join(f"  {s};\n" for s in statements)
+
+
 SQLITE_CREATE = [
     f"CREATE TRIGGER flock_usage_rollup_insert AFTER INSERT ON {RECORDS} BEGIN\n"
-    f"{_sqlite_apply('NEW', '+')}END",
+    f"{_sqlite_add('NEW')}END",
     f"CREATE TRIGGER flock_usage_rollup_delete AFTER DELETE ON {RECORDS} BEGIN\n"
     f"{_sqlite_apply('OLD', '-')}END",
     f"CREATE TRIGGER flock_usage_rollup_update AFTER UPDATE ON {RECORDS} BEGIN\n"

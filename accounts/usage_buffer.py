@@ -24,7 +24,7 @@ from collections import deque
 
 from django.db import close_old_connections
 
-from accounts.usage_write import UsageEvent, row_json, write_batch
+from accounts.usage_write import UsageEvent, prepared_row, write_batch
 
 log = logging.getLogger("flock.usage")
 
@@ -84,7 +84,7 @@ class UsageBuffer:
 
     def add(self, event: UsageEvent) -> None:
         try:
-            row_json(event)  # here rather than on the flush thread (usage_write.row_json)
+            prepared_row(event)  # here rather than on the flush thread (usage_write.prepared_row)
         except Exception:  # made again at the flush, where a failure keeps the batch
             log.debug("usage record %s: row not made ahead", event.request_id, exc_info=True)
         with self._lock:

@@ -124,3 +124,66 @@ def test_the_flush_thread_runs_below_the_event_loops_priority(transactional_db):
     assert os.getpriority(os.PRIO_PROCESS, buffer._thread.native_id) == min(
         19, base + FLUSH_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the rest of the process is untouched
+
+
+def test_a_large_mixed_batch_lands_whole_and_its_rollups_match_its_records(transactional_db):
+    """250 records (more than one statement's worth on SQLite, the last one partial), errors and
+    streams among them, over two hours, two keys and two models, one sent twice: every record
+    lands once, and the hourly rollups the insert trigger keeps equal the records counted again."""
+    from collections import Counter
+
+    from accounts.models import LatencyHour
+    from accounts.rollup_sql import bucket
+
+    buffer = UsageBuffer()
+    buffer.background = False
+    hours = (datetime(2026, 11, 25, 20, 59, 59, tzinfo=UTC),
+             datetime(2026, 11, 25, 21, 0, 0, tzinfo=UTC))
+    events = [UsageEvent(created_at=hours[n % 2], request_id=f"req_mix{n}", model=f"m{n % 3 % 2}",
+                         protocol="openai", endpoint="chat.completions",
+                         outcome="ok" if n % 5 else "engine_error", key_id=None,
+                         key_name=f"k{n % 2}", stream=n % 4 == 0, prompt_tokens=n,
+                         completion_tokens=2 * n, latency_ms=n * 37,
+                         ttft_ms=n * 11 if n % 4 == 0 else None) for n in range(250)]
+    for event in events + [events[7]]:
+        buffer.add(event)
+    assert buffer.flush() == 251 and buffer.dropped == 0
+    assert UsageRecord.objects.filter(request_id__startswith="req_mix").count() == 250
+
+    want: Counter = Counter()
+    for e in events:
+        hour = e.created_at.replace(minute=0, second=0)
+        group = (hour, e.key_name, e.model)
+        want[group + ("requests",)] += 1
+        want[group + ("errors",)] += e.outcome != "ok"
+        want[group + ("prompt",)] += e.prompt_tokens
+        want[group + ("completion",)] += e.completion_tokens
+    mine = {"hour__in": [h.replace(minute=0, second=0) for h in hours]}  # not other tests' records
+    got: Counter = Counter()
+    for h in UsageHour.objects.filter(**mine):
+        group = (h.hour, h.key_name, h.model)
+        got.update({group + ("requests",): h.requests, group + ("errors",): h.errors,
+                    group + ("prompt",): h.prompt_tokens,
+                    group + ("completion",): h.completion_tokens})
+    assert got == want
+
+    latencies = Counter()
+    for e in events:
+        if e.outcome == "ok":
+            hour = e.created_at.replace(minute=0, second=0)
+            latencies[(hour, 0, bucket(e.latency_ms))] += 1
+            if e.ttft_ms is not None:
+                latencies[(hour, 1, bucket(e.ttft_ms))] += 1
+    assert Counter({(h.hour, h.kind, h.bucket): h.count
+                    for h in LatencyHour.objects.filter(**mine)}) == latencies
+
+
+def test_a_value_the_driver_cannot_bind_lands_as_text(transactional_db):
+    buffer = UsageBuffer()
+    buffer.background = False
+    odd = _event(9)
+    odd.engine = ["vllm"]  # a bug upstream must not stop the batch
+    buffer.add(odd)
+    buffer.add(_event(10))
+    assert buffer.flush() == 2
+    assert UsageRecord.objects.get(request_id="req_9").engine == '["vllm"]'
