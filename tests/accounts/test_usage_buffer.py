@@ -187,3 +187,29 @@ def test_a_value_the_driver_cannot_bind_lands_as_text(transactional_db):
     buffer.add(_event(10))
     assert buffer.flush() == 2
     assert UsageRecord.objects.get(request_id="req_9").engine == '["vllm"]'
+
+
+def test_a_flush_writes_what_was_buffered_when_it_began(transactional_db, monkeypatch):
+    """Records that arrive while a flush writes wait for the next one: under steady traffic a
+    flush that drained until empty chased them in transactions of a record or two."""
+    from accounts import usage_buffer
+
+    buffer = UsageBuffer()
+    buffer.background = False
+    for n in range(3):
+        buffer.add(_event(n))
+    real = usage_buffer.write_batch
+    sizes = []
+    arriving = iter(range(100, 110))
+
+    def write_while_requests_arrive(batch):
+        sizes.append(len(batch))
+        buffer.add(_event(next(arriving)))  # a request finishes meanwhile
+        return real(batch)
+
+    monkeypatch.setattr(usage_buffer, "write_batch", write_while_requests_arrive)
+    monkeypatch.setattr(buffer, "_client", lambda: None)  # memory only, with or without Redis
+    assert buffer.flush() == 3 and sizes == [3]
+    assert len(buffer) == 1
+    assert buffer.flush() == 1 and sizes == [3, 1] and len(buffer) == 1
+    assert UsageRecord.objects.count() == 4
