@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from catalog import hardware, loader
 from catalog.models import InstalledModel, InstallState
 from catalog.schema import Entry
+from flocksite.compiled_query import Compiled
 
 SORTS = ("id", "released", "size")
 # Words people search with that name a capability.
@@ -77,11 +78,12 @@ def served_endpoints() -> list[tuple[str, str, str]]:
     routable nodes; what the router needs to route to them besides each node's engine."""
     from cluster.sharding_selectors import coordinator_endpoints
 
-    rows = installed_all().filter(state=InstallState.READY, node__state="ready") \
-        .exclude(serve_endpoint="")
     # Sharded models are served by their coordinator llama-server (cluster.sharding).
-    return [(row.node.name, row.engine, row.serve_endpoint) for row in rows] \
-        + coordinator_endpoints()
+    return list(_SERVED.rows()) + coordinator_endpoints()
+
+
+_SERVED = Compiled(lambda: installed_all().filter(state=InstallState.READY, node__state="ready")
+                   .exclude(serve_endpoint="").values_list("node__name", "engine", "serve_endpoint"))
 
 
 def pull_rate_bps() -> float:

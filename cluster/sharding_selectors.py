@@ -19,6 +19,7 @@ from cluster.models import (
     ShardRole,
     ShardState,
 )
+from flocksite.compiled_query import Compiled
 
 
 def shards_all() -> list[Shard]:
@@ -74,10 +75,13 @@ def workers_by_free_memory() -> list[Node]:
 def coordinator_endpoints() -> list[tuple[str, str, str]]:
     """(node name, engine kind, endpoint) of every ready coordinator on a ready node: what the
     router adds to its pool, like the llama-servers of added models."""
-    rows = Shard.objects.select_related("node").filter(
-        role=ShardRole.COORDINATOR, node__state=NodeState.READY,
-        state__in=(ShardState.READY, ShardState.RESTARTING))
-    return [(s.node.name, "llamacpp", processes.local_url(s.host, s.port)) for s in rows]
+    return [(node, "llamacpp", processes.local_url(host, port))
+            for node, host, port in _COORDINATORS.rows()]
+
+
+_COORDINATORS = Compiled(lambda: Shard.objects.filter(
+    role=ShardRole.COORDINATOR, node__state=NodeState.READY,
+    state__in=(ShardState.READY, ShardState.RESTARTING)).values_list("node__name", "host", "port"))
 
 
 def coordinator_healthy(shard: Shard, timeout: float = 2.0) -> bool:

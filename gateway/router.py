@@ -123,7 +123,7 @@ class Router:
     async def _refresh_pool(self, generation: int | None = None) -> list[tuple[str, Engine]]:
         from catalog.selectors import served_endpoints
         from cluster.agent import engine_access
-        from cluster.selectors import nodes_routable
+        from cluster.selectors import nodes_routable_for_routing
 
         generation = self._generation if generation is None else generation
         engines = self._pool[0]
@@ -131,7 +131,7 @@ class Router:
             # Models added with `model add` may run in llama-servers of their own. Both reads
             # in one trip to a worker thread.
             nodes, extra = await sync_to_async(database_read(
-                lambda: (list(nodes_routable()), served_endpoints())), thread_sensitive=False)()
+                lambda: (nodes_routable_for_routing(), served_endpoints())), thread_sensitive=False)()
         except DatabaseError:
             if not engines:
                 raise
