@@ -37,7 +37,8 @@ class CatalogIndex:
     """Catalog entries by every name an engine may serve them under: the entry id, and its
     Ollama tag, vLLM/MLX repository and GGUF file."""
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), source: object = None) -> None:
+        self.source = source  # the catalog it was built from, to tell when to build anew
         self.entries: dict[str, Entry] = {}
         self._names: dict[str, Entry] = {}
         for entry in entries:

@@ -184,8 +184,9 @@ class Router:
         return rows
 
     async def catalog_index(self) -> CatalogIndex:
-        """The catalog by served names, rebuilt at most every CATALOG_TTL seconds, in a worker
-        thread (reading the catalog stats, and at first parses, its files)."""
+        """The catalog by served names, checked at most every CATALOG_TTL seconds in a worker
+        thread (which stats the catalog's files, and parses them when they changed); the index
+        is built again only when the catalog was."""
         index, expires = self._catalog
         now = time.monotonic()
         if expires > now:
@@ -197,9 +198,15 @@ class Router:
         from catalog.selectors import catalog
 
         generation = self._generation if generation is None else generation
-        entries = await sync_to_async(lambda: list(catalog().entries.values()),
-                                      thread_sensitive=False)()
-        index = CatalogIndex(entries)
+        known = self._catalog[0]
+
+        def build() -> CatalogIndex:  # in the worker thread, and only when the files changed
+            source = catalog()
+            if known.source is source:
+                return known
+            return CatalogIndex(source.entries.values(), source=source)
+
+        index = await sync_to_async(build, thread_sensitive=False)()
         if generation == self._generation:
             self._catalog = (index, time.monotonic() + CATALOG_TTL)
         return index
