@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache, caches
 
 from accounts.selectors import KeyInfo
 from flocksite import degraded
+from flocksite.shared_cache import shared_cache
 from flocksite.shared_redis import async_redis
 from gateway.errors import RateLimited
 
@@ -59,7 +59,7 @@ def _spent_today_from_ledger(key_id: int) -> int:
 def _ensure_counter(name: str, key_id: int) -> None:
     """Creates today's counter from the usage ledger when it does not exist (a new day, or a
     cache that lost its data), so a restart never hands out a fresh quota."""
-    store = caches["default"]
+    store = shared_cache()
     if store.get(name) is None:
         store.add(name, _spent_today_from_ledger(key_id), DAY_TTL)
 
@@ -80,7 +80,7 @@ def quota_reserve_sync(key: KeyInfo, estimate: int, *,
         return None
     amount = max(1, min(estimate, MAX_RESERVATION))
     name = quota_key(key.id)
-    store = caches["default"]  # the lookup costs as much as an operation: once per call
+    store = shared_cache()
     if not checked:
         _ensure_counter(name, key.id)
     try:
@@ -102,7 +102,7 @@ def quota_settle_sync(reservation: Reservation | None, actual: int) -> None:
     delta = actual - reservation.reserved
     try:
         if delta:
-            caches["default"].incr(reservation.counter, delta)
+            shared_cache().incr(reservation.counter, delta)
     except ValueError:
         pass  # the day rolled over; the new counter starts from the ledger
 
@@ -128,12 +128,13 @@ def rate_check_sync(key: KeyInfo, rpm_limit: int) -> None:
     now = time.time()
     minute = int(now // 60)
     name = f"rpm:{key.id}:{minute}"
-    cache.add(name, 0, 120)
+    store = shared_cache()
+    store.add(name, 0, 120)
     try:
-        count = cache.incr(name)
+        count = store.incr(name)
     except ValueError:
-        cache.add(name, 0, 120)
-        count = cache.incr(name)
+        store.add(name, 0, 120)
+        count = store.incr(name)
     if count > rpm_limit:
         raise _rate_exceeded(key, rpm_limit)
 
@@ -169,7 +170,7 @@ async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
             return await _quota_reserve_redis(client, key, estimate)
         except degraded.redis_errors():  # Redis went away: this process counts on its own
             degraded.redis_failed()
-    if caches["default"].get(quota_key(key.id)) is None:  # from the ledger: reads the database
+    if shared_cache().get(quota_key(key.id)) is None:  # from the ledger: reads the database
         await sync_to_async(_ensure_counter, thread_sensitive=False)(quota_key(key.id), key.id)
     return quota_reserve_sync(key, estimate, checked=True)
 
@@ -177,7 +178,7 @@ async def quota_reserve(key: KeyInfo, estimate: int) -> Reservation | None:
 async def _quota_reserve_redis(client, key: KeyInfo, estimate: int) -> Reservation:
     amount = max(1, min(estimate, MAX_RESERVATION))
     name = quota_key(key.id)
-    raw = cache.make_key(name)
+    raw = shared_cache().make_key(name)
     total = await client.eval(_RESERVE, 1, raw, amount, key.daily_token_quota)
     if total == -2:  # a new day, or a flushed cache: start from the ledger
         await sync_to_async(_ensure_counter, thread_sensitive=False)(name, key.id)
@@ -195,7 +196,7 @@ async def quota_settle(reservation: Reservation | None, actual: int) -> None:
         delta = actual - reservation.reserved
         try:
             if delta:
-                await client.eval(_SETTLE, 1, cache.make_key(reservation.counter), delta)
+                await client.eval(_SETTLE, 1, shared_cache().make_key(reservation.counter), delta)
             reservation.settled = True
             return
         except degraded.redis_errors():
@@ -208,7 +209,7 @@ async def rate_check(key: KeyInfo, rpm_limit: int) -> None:
         return
     client = async_redis()
     if client is not None:
-        name = cache.make_key(f"rpm:{key.id}:{int(time.time() // 60)}")
+        name = shared_cache().make_key(f"rpm:{key.id}:{int(time.time() // 60)}")
         try:
             count = await client.eval(_RATE, 1, name)
         except degraded.redis_errors():

@@ -4,22 +4,23 @@ last saw at most every CHECK_SECONDS and drops its key cache when it moved."""
 
 from __future__ import annotations
 
-from django.core.cache import cache
+from flocksite.shared_cache import shared_cache
 
 GENERATION = "keys:generation"
 CHECK_SECONDS = 0.25
 
 
 def keys_changed() -> None:
-    cache.add(GENERATION, 0, None)
+    store = shared_cache()
+    store.add(GENERATION, 0, None)
     try:
-        cache.incr(GENERATION)
+        store.incr(GENERATION)
     except ValueError:
-        cache.set(GENERATION, 1, None)
+        store.set(GENERATION, 1, None)
 
 
 def generation() -> int:
-    return int(cache.get(GENERATION, 0))
+    return int(shared_cache().get(GENERATION, 0))
 
 
 async def ageneration() -> int:
@@ -31,9 +32,10 @@ async def ageneration() -> int:
     client = async_redis()
     if client is not None:
         try:
-            raw = await client.get(cache.make_and_validate_key(GENERATION))
+            raw = await client.get(shared_cache().make_and_validate_key(GENERATION))
         except degraded.redis_errors():
             degraded.redis_failed()
         else:
             return int(raw or 0)
-    return int(getattr(cache, "local", cache).get(GENERATION, 0))
+    store = shared_cache()
+    return int(getattr(store, "local", store).get(GENERATION, 0))

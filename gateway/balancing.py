@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Collection
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 
+from flocksite.shared_cache import shared_cache
 from flocksite.shared_redis import async_redis
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ return n
 
 
 def _local():
-    cache = caches["default"]
+    cache = shared_cache()
     cache = getattr(cache, "local", cache)  # Redis is away: its in-process stand-in
     if not isinstance(cache, LocMemCache):  # a cache backend other than Redis or memory
         raise LookupError("load balancing needs REDIS_URL or the in-memory cache")
@@ -96,7 +96,7 @@ async def _read(names: list[str]) -> dict[str, Any]:
     client = async_redis()
     if client is None:
         return _local().get_many(names)
-    values = await client.mget([caches["default"].make_key(n) for n in names])
+    values = await client.mget([shared_cache().make_key(n) for n in names])
     return {n: _text(v) for n, v in zip(names, values, strict=True) if v is not None}
 
 
@@ -105,13 +105,13 @@ async def _write(name: str, value: str, ttl: int) -> None:
     if client is None:
         _local().set(name, value, ttl)
     else:
-        await client.set(caches["default"].make_key(name), value, ex=ttl)
+        await client.set(shared_cache().make_key(name), value, ex=ttl)
 
 
 async def _add(name: str, delta: int) -> None:
     client = async_redis()
     if client is not None:
-        await client.eval(_INCR if delta > 0 else _DECR, 1, caches["default"].make_key(name),
+        await client.eval(_INCR if delta > 0 else _DECR, 1, shared_cache().make_key(name),
                           INFLIGHT_TTL)
         return
     cache = _local()
