@@ -40,6 +40,7 @@ class Spec:
     timeout: float = 60.0
     expect_tokens: int = 0  # a stream with fewer tokens counts as incomplete
     ramp: float = 0.0  # hold mode: seconds over which the streams open
+    raw: bool = False  # also return every answered request's latency (to merge runs)
 
 
 @dataclass
@@ -278,6 +279,8 @@ def summarise(spec: Spec, totals: Totals, start: float, end: float) -> dict:
         "tokens_per_s": round(meter.tokens / metered, 1) if spec.mode != "chat" else 0.0,
         "stream_tokens_per_s": percentiles(per_stream),
         "max_in_flight": totals.max_in_flight, "sent": totals.sent,
+        **({"latencies_ms": [round((o.ended - o.started) * 1000, 4) for o in good]}
+           if spec.raw else {}),
     }
 
 

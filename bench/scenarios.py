@@ -24,6 +24,7 @@ class Plan:
     """How much traffic each scenario sends (--quick shortens every one of them)."""
 
     latency_requests: int = 10_000  # p99: the 100th slowest (of 3,000 it swung with one hiccup)
+    latency_rounds: int = 5  # the paths take turns, so a slow spell of the machine hits each
     rps_seconds: float = 15.0
     stream_seconds: float = 15.0
     stream_tokens: int = 200
@@ -35,8 +36,8 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(latency_requests=600, rps_seconds=5.0, stream_seconds=5.0, hold_tokens=12,
-                   hold_ramp=4.0, warmup_seconds=1.0, quiet_wait=5.0)
+        return cls(latency_requests=600, latency_rounds=2, rps_seconds=5.0, stream_seconds=5.0,
+                   hold_tokens=12, hold_ramp=4.0, warmup_seconds=1.0, quiet_wait=5.0)
 
 
 def chat_body(model: str = "bench-fast", max_tokens: int = 16, stream: bool = False) -> dict:
@@ -108,10 +109,45 @@ def warm(target: Target) -> None:
 
 
 def latency(targets: list[Target], engine: Target, plan: Plan) -> dict[str, dict]:
-    spec = {"body": chat_body(), "concurrency": 1, "warmup": plan.warmup_seconds,
-            "duration": 120, "count": plan.latency_requests}
-    return {t.name: measured(t, engine, spec, timeout=300, quiet_wait=plan.quiet_wait)
-            for t in targets}
+    """Concurrency 1, in rounds: each path in turn sends its share of the requests, so a spell
+    in which the machine is slower (a neighbour's work, the host) falls on every path alike
+    instead of on whichever ran then. Each path's percentiles are over all its requests."""
+    rounds = max(1, plan.latency_rounds)
+    runs: dict[str, list[dict]] = {t.name: [] for t in targets}
+    for n in range(rounds):
+        spec = {"body": chat_body(), "concurrency": 1, "duration": 120, "raw": True,
+                "warmup": plan.warmup_seconds if n == 0 else 0.25,
+                "count": plan.latency_requests // rounds}
+        for t in targets:
+            runs[t.name].append(measured(t, engine, spec, timeout=300,
+                                         quiet_wait=plan.quiet_wait))
+    return {name: merged(parts) for name, parts in runs.items()}
+
+
+def merged(parts: list[dict]) -> dict:
+    """Runs of one path as one: counts summed, rates and CPU shares weighted by each run's
+    time, percentiles over every request."""
+    from bench.loadgen import percentiles
+
+    seconds = sum(p["seconds"] for p in parts) or 1e-9
+    every = [ms for p in parts for ms in p.pop("latencies_ms", [])]
+    kinds: dict[str, int] = {}
+    for p in parts:
+        for kind, count in p["error_kinds"].items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    out = dict(parts[-1])
+    out.update(
+        requests=sum(p["requests"] for p in parts), errors=sum(p["errors"] for p in parts),
+        error_kinds=kinds, failed_requests=sum(p["failed_requests"] for p in parts),
+        sent=sum(p["sent"] for p in parts), seconds=round(seconds, 3),
+        latency_ms=percentiles(every),
+        rounds=len(parts))
+    out["rps"] = round(out["requests"] / seconds, 1)
+    for field in ("client_cpu", "gateway_cpu", "engine_cpu", "other_cpu"):
+        out[field] = round(sum(p.get(field, 0.0) * p["seconds"] for p in parts) / seconds, 3)
+    busy = [p["busy_before"] for p in parts if p.get("busy_before") is not None]
+    out["busy_before"] = max(busy) if busy else None
+    return out
 
 
 def rps(targets: list[Target], engine: Target, plan: Plan) -> dict[str, dict]:
