@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "workers per gateway": str(args.workers),
         "load average at the start": " ".join(f"{x:.2f}" for x in load),
         "traffic": f"127.0.0.1 only; load generator and fake engine in processes of their own; "
-                   f"concurrency 1 ({plan.latency_requests} requests), 32 ({plan.rps_seconds:g} s), "
+                   f"concurrency 1 ({plan.latency_requests} requests in {plan.latency_rounds} rounds), "
+                   f"32 ({plan.rps_seconds:g} s), "
                    f"16 streams of {plan.stream_tokens} tokens at {args.stream_pace_ms:g} ms/token "
                    f"({plan.stream_seconds:g} s), {plan.hold_streams} streams of "
                    f"{plan.hold_tokens} tokens at {args.slow_pace_ms:g} ms/token",
