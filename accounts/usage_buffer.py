@@ -288,7 +288,10 @@ class UsageBuffer:
             try:
                 # Parked records are written at once: Redis without persistence would lose
                 # what it holds if it died, so they wait there only as long as a write takes.
-                moved = self.park() if parking else 0
+                # Under the flush lock: a flush that begins meanwhile waits for the records
+                # this takes out of memory to reach Redis, instead of finding them in neither.
+                with self._flush_lock:
+                    moved = self.park() if parking else 0
                 if moved or time.monotonic() - last_flush >= INTERVAL_SECONDS:
                     last_flush = time.monotonic()
                     if self._items or parking:

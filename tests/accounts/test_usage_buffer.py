@@ -213,3 +213,45 @@ def test_a_flush_writes_what_was_buffered_when_it_began(transactional_db, monkey
     assert len(buffer) == 1
     assert buffer.flush() == 1 and sizes == [3, 1] and len(buffer) == 1
     assert UsageRecord.objects.count() == 4
+
+
+def test_a_flush_waits_for_records_on_their_way_to_redis(transactional_db):
+    """The flush thread moves records from memory to Redis every 50 ms. A flush that begins
+    while some are between the two (usage_flush from the `usage` command, or a test) waits for
+    them, and writes them, instead of finding them in neither and returning."""
+    import threading
+
+    import pytest
+
+    from accounts import usage_buffer
+
+    buffer = UsageBuffer()
+    client = buffer._client()
+    if client is None:
+        pytest.skip("needs REDIS_URL: without Redis no record is parked (the PostgreSQL pass)")
+    buffer.discard()
+    on_the_way, go_on = threading.Event(), threading.Event()
+    real_eval = client.eval
+
+    def slow_park(script, *args):
+        if script == usage_buffer._PARK and threading.current_thread() is buffer._thread:
+            on_the_way.set()  # out of memory, not yet in Redis
+            go_on.wait(5)
+        return real_eval(script, *args)
+
+    client.eval = slow_park
+    try:
+        buffer.add(_event(1))  # starts the flush thread
+        assert on_the_way.wait(5)
+        done = []
+        flusher = threading.Thread(target=lambda: done.append(buffer.flush()))
+        flusher.start()
+        flusher.join(0.3)
+        go_on.set()
+        flusher.join(5)
+        assert done and UsageRecord.objects.filter(request_id="req_1").exists()
+    finally:
+        go_on.set()
+        client.eval = real_eval
+        buffer.background = False
+        buffer.discard()
