@@ -200,11 +200,13 @@ def test_a_flush_writes_what_was_buffered_when_it_began(transactional_db, monkey
         buffer.add(_event(n))
     real = usage_buffer.write_batch
     sizes = []
-    arriving = iter(range(100, 110))
+    arriving = iter(range(100, 104))
 
     def write_while_requests_arrive(batch):
         sizes.append(len(batch))
-        buffer.add(_event(next(arriving)))  # a request finishes meanwhile
+        n = next(arriving, None)
+        if n is not None:
+            buffer.add(_event(n))  # a request finishes meanwhile
         return real(batch)
 
     monkeypatch.setattr(usage_buffer, "write_batch", write_while_requests_arrive)
@@ -213,6 +215,9 @@ def test_a_flush_writes_what_was_buffered_when_it_began(transactional_db, monkey
     assert len(buffer) == 1
     assert buffer.flush() == 1 and sizes == [3, 1] and len(buffer) == 1
     assert UsageRecord.objects.count() == 4
+    # usage_flush (the `usage` command, tests) drains: what arrives while it writes goes too.
+    assert buffer.flush(drain=True) == 3 and sizes == [3, 1, 1, 1, 1] and len(buffer) == 0
+    assert UsageRecord.objects.count() == 7
 
 
 def test_a_flush_waits_for_records_on_their_way_to_redis(transactional_db):
