@@ -110,39 +110,33 @@ PG_DROP = [f"DROP TRIGGER IF EXISTS flock_usage_rollup_{event} ON {RECORDS}"
 
 # --- SQLite --------------------------------------------------------------------------------------
 
-def _sqlite_apply(row: str, sign: str) -> str:
+def _sqlite_remove(row: str) -> str:
+    """The delete trigger's body, and the first half of the update trigger's: the record's
+    counts taken off its rollup rows, and rows that no longer count anything deleted."""
     hour = _hour("sqlite", f"{row}.created_at")
     key = f"COALESCE({row}.key_id, 0)"
     statements = [
-        f"INSERT OR IGNORE INTO {HOURS} ({HOUR_COLUMNS}) VALUES "
-        f"({hour}, {key}, {row}.key_name, {row}.model, 0, 0, 0, 0)",
-        f"UPDATE {HOURS} SET requests = requests {sign} 1, "
-        f"errors = errors {sign} ({row}.outcome <> 'ok'), "
-        f"prompt_tokens = prompt_tokens {sign} {row}.prompt_tokens, "
-        f"completion_tokens = completion_tokens {sign} {row}.completion_tokens "
+        f"UPDATE {HOURS} SET requests = requests - 1, "
+        f"errors = errors - ({row}.outcome <> 'ok'), "
+        f"prompt_tokens = prompt_tokens - {row}.prompt_tokens, "
+        f"completion_tokens = completion_tokens - {row}.completion_tokens "
         f"WHERE hour = {hour} AND key_id = {key} AND key_name = {row}.key_name "
         f"AND model = {row}.model",
     ]
     for kind, column, extra in ((0, "latency_ms", ""), (1, "ttft_ms", f" AND {row}.ttft_ms IS NOT NULL")):
-        value = bucket_sql(f"{row}.{column}")
-        when = f"{row}.outcome = 'ok'{extra}"
-        statements += [
-            f"INSERT OR IGNORE INTO {LATENCY} (hour, kind, bucket, count) "
-            f"SELECT {hour}, {kind}, {value}, 0 WHERE {when}",
-            f"UPDATE {LATENCY} SET count = count {sign} 1 WHERE {when} AND hour = {hour} "
-            f"AND kind = {kind} AND bucket = {value}",
-        ]
-    if sign == "-":  # rows that no longer count anything go
-        statements += [f"DELETE FROM {HOURS} WHERE requests <= 0 AND hour = {hour} AND key_id = "
-                       f"{key} AND key_name = {row}.key_name AND model = {row}.model",
-                       f"DELETE FROM {LATENCY} WHERE count <= 0 AND hour = {hour}"]
+        statements.append(
+            f"UPDATE {LATENCY} SET count = count - 1 WHERE {row}.outcome = 'ok'{extra} "
+            f"AND hour = {hour} AND kind = {kind} AND bucket = {bucket_sql(f'{row}.{column}')}")
+    statements += [f"DELETE FROM {HOURS} WHERE requests <= 0 AND hour = {hour} AND key_id = "
+                   f"{key} AND key_name = {row}.key_name AND model = {row}.model",
+                   f"DELETE FROM {LATENCY} WHERE count <= 0 AND hour = {hour}"]
     return "".join(f"  {s};\n" for s in statements)
 
 
 def _sqlite_add(row: str) -> str:
-    """The insert trigger's body: one UPSERT a rollup row (the hour's counts, and the request's
-    latency and time to first token buckets), a third of the statements and B-tree searches of
-    the insert-or-ignore-then-update pairs that `_sqlite_apply` uses for the rarer events."""
+    """The insert trigger's body, and the second half of the update trigger's: one UPSERT a
+    rollup row (the hour's counts, and the request's latency and time to first token buckets),
+    half the statements and B-tree searches of an insert-or-ignore and an update."""
     hour = _hour("sqlite", f"{row}.created_at")
     statements = [
         f"INSERT INTO {HOURS} ({HOUR_COLUMNS}) VALUES ({hour}, COALESCE({row}.key_id, 0), "
@@ -163,9 +157,9 @@ SQLITE_CREATE = [
     f"CREATE TRIGGER flock_usage_rollup_insert AFTER INSERT ON {RECORDS} BEGIN\n"
     f"{_sqlite_add('NEW')}END",
     f"CREATE TRIGGER flock_usage_rollup_delete AFTER DELETE ON {RECORDS} BEGIN\n"
-    f"{_sqlite_apply('OLD', '-')}END",
+    f"{_sqlite_remove('OLD')}END",
     f"CREATE TRIGGER flock_usage_rollup_update AFTER UPDATE ON {RECORDS} BEGIN\n"
-    f"{_sqlite_apply('OLD', '-')}{_sqlite_apply('NEW', '+')}END",
+    f"{_sqlite_remove('OLD')}{_sqlite_add('NEW')}END",
 ]
 SQLITE_DROP = [f"DROP TRIGGER IF EXISTS flock_usage_rollup_{event}"
                for event in ("insert", "delete", "update")]
